@@ -1,0 +1,22 @@
+# The two commands of a newcomer (see README.md):
+#   make demo   sets up .venv and runs the end-to-end demo on an embedded node
+#   make test   sets up .venv and runs the whole test suite (what .ci/run calls)
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup demo test bench clean
+
+setup:
+	@scripts/setup.sh
+
+demo: setup
+	@$(PY) -m client.demo $(DEMO_ARGS)
+
+test: setup
+	@scripts/run-tests.sh
+
+bench: setup
+	@$(PY) -m bench.ledger_bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

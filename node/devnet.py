@@ -1,0 +1,79 @@
+"""A development consortium for a fresh data directory: the agencies, banks and
+regulator of the mission brief, each with an admin key, and one peer run by the
+big-data bureau (the custodian). Every key is written into the data directory,
+which is what makes it a development network and not a deployment.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ledger.crypto import KeyPair
+from ledger.genesis import Role, genesis_from_json, genesis_to_json, genesis_transaction
+from node.keyfile import load_key, save_key
+
+__all__ = ["DEV_ORGS", "DEV_NODE_ID", "NodeConfig", "create_dev_network", "load_node_config"]
+
+DEV_NODE_ID = "bigdata-peer0"
+DEV_ORGS: tuple[tuple[str, str, tuple[Role, ...]], ...] = (
+    ("jinan-bigdata", "Jinan Big Data Bureau", (Role.CUSTODIAN, Role.IDENTITY_AUTHORITY, Role.REGULATOR)),
+    ("jinan-psb", "Jinan Public Security Bureau (vehicle registration)", (Role.PROVIDER,)),
+    ("jinan-civil", "Jinan Civil Affairs Bureau", (Role.PROVIDER,)),
+    ("jinan-medins", "Jinan Medical Insurance Bureau", (Role.PROVIDER,)),
+    ("jinan-hpf", "Jinan Housing Provident Fund Centre", (Role.PROVIDER,)),
+    ("jinan-amr", "Jinan Administration for Market Regulation", (Role.PROVIDER,)),
+    ("jinan-tax", "Jinan Tax Service", (Role.PROVIDER,)),
+    ("qilu-bank", "Qilu Bank", (Role.CONSUMER,)),
+    ("taiping-insurance", "Taiping Insurance Jinan", (Role.CONSUMER,)),
+    ("pbc-jinan", "People's Bank of China, Jinan branch", (Role.REGULATOR,)),
+)
+DEV_ADMIN_THRESHOLD = 3
+
+
+class NodeConfig:
+    """What a node needs from its data directory to run."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        settings = json.loads((data_dir / "node.json").read_text())
+        self.node_id: str = settings["node_id"]
+        self.genesis = genesis_from_json((data_dir / "genesis.json").read_text())
+        self.node_key = load_key(data_dir / "keys" / "node.key")
+        self.genesis_envelope = (data_dir / "genesis.tx").read_bytes()
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.data_dir / "ledger"
+
+    def admin_key(self, org_id: str) -> KeyPair:
+        return load_key(self.data_dir / "keys" / f"{org_id}.admin.key")
+
+
+def create_dev_network(data_dir: Path, time_ms: int) -> None:
+    """Write genesis.json, node.json and every key of the development consortium into ``data_dir``."""
+    keys_dir = data_dir / "keys"
+    node_key = KeyPair.generate()
+    save_key(keys_dir / "node.key", node_key)
+    orgs = []
+    founders = []
+    for org_id, name, roles in DEV_ORGS:
+        admin = KeyPair.generate()
+        founders.append(admin)
+        save_key(keys_dir / f"{org_id}.admin.key", admin)
+        nodes = [{"id": DEV_NODE_ID, "key": node_key.public_key}] if Role.CUSTODIAN in roles else []
+        orgs.append({"id": org_id, "name": name, "roles": [r.value for r in roles], "admin_keys": [admin.public_key], "nodes": nodes})
+    document = {
+        "version": 1,
+        "name": "quancheng-dev",
+        "time": time_ms,
+        "admin_threshold": DEV_ADMIN_THRESHOLD,
+        "orgs": orgs,
+    }
+    (data_dir / "genesis.json").write_text(genesis_to_json(document))
+    (data_dir / "genesis.tx").write_bytes(genesis_transaction(document, founders))
+    (data_dir / "node.json").write_text(json.dumps({"node_id": DEV_NODE_ID}, indent=2))
+
+
+def load_node_config(data_dir: Path) -> NodeConfig:
+    return NodeConfig(data_dir)

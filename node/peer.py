@@ -1,0 +1,152 @@
+"""A running peer: store + committer + orderer, and the submit-and-wait path the API uses."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict, deque
+from concurrent.futures import Future, TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from ledger.block import OrderedBatch
+from ledger.crypto import KeyPair
+from ledger.processor import BlockOutcome, precheck
+from ledger.rules import Code
+from ledger.storage.ledger_store import LedgerStore
+from node.committer import Committer, PrecheckPool
+from node.ordering.base import Orderer
+
+__all__ = ["Peer", "PeerUnavailable", "SubmitResult"]
+
+log = logging.getLogger(__name__)
+
+
+class PeerUnavailable(Exception):
+    """Raised when the peer cannot accept work (its commit loop stopped on an error)."""
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    """``status``: committed (valid, durable), invalid (in a block, changed nothing),
+    rejected (never ordered: undecodable, wrong network or bad signature), or pending."""
+
+    tx_id: bytes | None
+    status: str
+    code: Code
+    reason: str = ""
+    height: int | None = None
+    log_index: int | None = None
+
+
+class Peer:
+    def __init__(
+        self,
+        store: LedgerStore,
+        orderer: Orderer,
+        *,
+        node_id: str,
+        node_key: KeyPair,
+        clock_ms: Callable[[], int],
+        sync: bool = True,
+    ) -> None:
+        self.store = store
+        self.node_id = node_id
+        self.node_key = node_key
+        self.orderer = orderer
+        self._pool = PrecheckPool()
+        self.committer = Committer(
+            store, node_id=node_id, node_key=node_key, clock_ms=clock_ms, pool=self._pool, sync=sync
+        )
+        self._waiters: dict[bytes, deque[Future[SubmitResult]]] = defaultdict(deque)
+        self._waiters_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.failure: BaseException | None = None
+
+    @property
+    def network(self) -> bytes:
+        network = self.committer.network
+        if network is None:
+            raise PeerUnavailable("the ledger has no genesis block")
+        return network
+
+    def bootstrap(self, genesis_envelope: bytes, genesis_time: int, network: bytes) -> BlockOutcome:
+        """Commit block 0 from the genesis transaction; the block's outcome says if it was valid."""
+        if self.committer.head is not None:
+            raise ValueError("the ledger already has a genesis block")
+        outcome = self.committer.commit(OrderedBatch(0, genesis_time, (genesis_envelope,)), network=network)
+        if outcome.txs[0].code is not Code.VALID:
+            raise ValueError(f"genesis transaction refused: {outcome.txs[0].code.name} {outcome.txs[0].reason}")
+        return outcome
+
+    def start(self) -> None:
+        head = self.committer.head
+        if head is None:
+            raise PeerUnavailable("bootstrap the genesis block before starting")
+        self._thread = threading.Thread(target=self._commit_loop, args=(head.order_seq,), name="commit", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.orderer.close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._pool.close()
+        self.store.close()
+
+    def submit(self, envelopes: Sequence[bytes], *, timeout_s: float = 30.0) -> list[SubmitResult]:
+        """Order ``envelopes`` and wait until each is committed (durably) or refused."""
+        if self.failure is not None:
+            raise PeerUnavailable(f"commit loop stopped: {self.failure}")
+        network = self.network
+        results: list[SubmitResult | tuple[bytes, Future[SubmitResult]]] = []
+        accepted: list[bytes] = []
+        for envelope in envelopes:
+            checked = precheck(envelope, network)
+            if checked.code is not Code.VALID:
+                tx_id = checked.tx.tx_id if checked.tx else None
+                results.append(SubmitResult(tx_id, "rejected", checked.code, checked.reason))
+                continue
+            future: Future[SubmitResult] = Future()
+            with self._waiters_lock:
+                self._waiters[checked.tx.tx_id].append(future)
+            self.committer.remember_precheck(envelope, checked)
+            accepted.append(envelope)
+            results.append((checked.tx.tx_id, future))
+        self.orderer.submit(accepted)
+        return [self._await(result, timeout_s) for result in results]
+
+    def _await(self, result: SubmitResult | tuple[bytes, Future[SubmitResult]], timeout_s: float) -> SubmitResult:
+        if isinstance(result, SubmitResult):
+            return result
+        tx_id, future = result
+        try:
+            return future.result(timeout=timeout_s)
+        except FutureTimeout:
+            return SubmitResult(tx_id, "pending", Code.VALID, "not committed within the timeout; query it later")
+
+    def _commit_loop(self, after_seq: int) -> None:
+        try:
+            for batch in self.orderer.batches(after_seq):
+                outcome = self.committer.commit(batch)
+                self._notify(outcome)
+        except BaseException as exc:  # the node must stop committing, loudly, on any failure
+            log.critical("commit loop stopped: %s", exc, exc_info=True)
+            self.failure = exc
+            with self._waiters_lock:
+                waiting = [future for futures in self._waiters.values() for future in futures]
+                self._waiters.clear()
+            for future in waiting:
+                future.set_exception(PeerUnavailable(f"commit loop stopped: {exc}"))
+
+    def _notify(self, outcome: BlockOutcome) -> None:
+        height = outcome.header.height
+        with self._waiters_lock:
+            for tx in outcome.txs:
+                futures = self._waiters.get(tx.tx_id) if tx.tx_id else None
+                if not futures:
+                    continue
+                future = futures.popleft()
+                if not futures:
+                    del self._waiters[tx.tx_id]
+                status = "committed" if tx.code is Code.VALID else "invalid"
+                future.set_result(SubmitResult(tx.tx_id, status, tx.code, tx.reason, height, tx.log_index))
