@@ -1,0 +1,125 @@
+"""The audit surface, after Certificate Transparency (RFC 6962 §4): checkpoint, entries, proofs, blocks."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from ledger.errors import ProofError
+from ledger.merkle import ProofBuilder, hash_leaf
+from node.api.dependencies import committed_head, get_peer
+from node.api.errors import ApiError
+from node.peer import Peer
+
+router = APIRouter(prefix="/v1/log", tags=["log"])
+
+MAX_ENTRIES_PER_PAGE = 1000
+
+PeerDep = Annotated[Peer, Depends(get_peer)]
+
+
+@router.get("/checkpoint")
+def get_checkpoint(peer: PeerDep) -> dict:
+    """The latest checkpoint this node signed, with the exact signed bytes."""
+    signed = peer.store.latest_checkpoint()
+    if signed is None:
+        raise ApiError("unavailable", "no checkpoint has been signed yet")
+    checkpoint = signed.checkpoint
+    return {
+        "node_id": checkpoint.node_id,
+        "node_key": signed.node_key.hex(),
+        "checkpoint": {
+            "network": checkpoint.network.hex(),
+            "node_id": checkpoint.node_id,
+            "tree_size": checkpoint.tree_size,
+            "root_hash": checkpoint.root_hash.hex(),
+            "height": checkpoint.height,
+            "block_hash": checkpoint.block_hash.hex(),
+            "time": checkpoint.time,
+        },
+        "signed_bytes": base64.b64encode(checkpoint.encode()).decode(),
+        "signature": signed.signature.hex(),
+        "encoded": base64.b64encode(signed.encode()).decode(),
+    }
+
+
+@router.get("/entries")
+def get_entries(
+    peer: PeerDep,
+    start: Annotated[int, Query(ge=0)],
+    end: Annotated[int, Query(ge=1)],
+) -> dict:
+    """Leaves start..end-1; the page is clipped to MAX_ENTRIES_PER_PAGE and to the log size."""
+    size = committed_head(peer).tree_size
+    if end <= start:
+        raise ApiError("invalid_argument", f"end ({end}) must be greater than start ({start})")
+    if start >= size:
+        raise ApiError("invalid_argument", f"start ({start}) is beyond the log size ({size})")
+    end = min(end, size, start + MAX_ENTRIES_PER_PAGE)
+    leaves = peer.store.leaves(start, end)
+    return {
+        "start": start,
+        "end": end,
+        "tree_size": size,
+        "entries": [base64.b64encode(leaf).decode() for leaf in leaves],
+    }
+
+
+@router.get("/proof/inclusion")
+def get_inclusion_proof(
+    peer: PeerDep,
+    index: Annotated[int, Query(ge=0)],
+    tree_size: Annotated[int, Query(ge=1)],
+) -> dict:
+    size = committed_head(peer).tree_size
+    builder = ProofBuilder(peer.store, tree_size=size)
+    try:
+        path = builder.inclusion_proof(index, tree_size)
+    except ProofError as exc:
+        raise ApiError("invalid_argument", str(exc)) from None
+    return {
+        "index": index,
+        "tree_size": tree_size,
+        "leaf_hash": hash_leaf(peer.store.leaf(index)).hex(),
+        "audit_path": [node.hex() for node in path],
+    }
+
+
+@router.get("/proof/consistency")
+def get_consistency_proof(
+    peer: PeerDep,
+    first: Annotated[int, Query(ge=1)],
+    second: Annotated[int, Query(ge=1)],
+) -> dict:
+    size = committed_head(peer).tree_size
+    builder = ProofBuilder(peer.store, tree_size=size)
+    try:
+        proof = builder.consistency_proof(first, second)
+    except ProofError as exc:
+        raise ApiError("invalid_argument", str(exc)) from None
+    return {"first": first, "second": second, "consistency": [node.hex() for node in proof]}
+
+
+@router.get("/blocks/{height}")
+def get_block(peer: PeerDep, height: int) -> dict:
+    """A block header (and its canonical bytes) so auditors can check the hash chain."""
+    head = committed_head(peer)
+    if not 0 <= height <= head.height:
+        raise ApiError("not_found", f"no block {height}; the chain height is {head.height}")
+    raw = peer.store.header_bytes(height)
+    header = peer.store.header(height)
+    return {
+        "height": header.height,
+        "hash": header.hash().hex(),
+        "prev_hash": header.prev_hash.hex(),
+        "order_seq": header.order_seq,
+        "time": header.time,
+        "first_index": header.first_index,
+        "tx_count": header.tx_count,
+        "codes": list(header.codes),
+        "log_root": header.log_root.hex(),
+        "state_hash": header.state_hash.hex(),
+        "header": base64.b64encode(raw).decode(),
+    }

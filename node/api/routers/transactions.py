@@ -1,0 +1,81 @@
+"""Submitting signed transactions and asking what became of them."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from ledger.tx import MAX_ENVELOPE_SIZE
+from node.api.dependencies import get_peer
+from node.api.errors import ApiError
+from node.peer import Peer, PeerUnavailable, SubmitResult
+
+router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
+
+MAX_TRANSACTIONS_PER_REQUEST = 5000
+PeerDep = Annotated[Peer, Depends(get_peer)]
+
+
+class SubmitRequest(BaseModel):
+    transactions: list[str] = Field(description="base64 of each envelope's canonical bytes")
+    timeout_ms: int = Field(30_000, ge=0, le=120_000)
+
+
+def _result_json(result: SubmitResult) -> dict:
+    return {
+        "tx_id": result.tx_id.hex() if result.tx_id else None,
+        "status": result.status,
+        "code": result.code.name,
+        "reason": result.reason,
+        "height": result.height,
+        "log_index": result.log_index,
+    }
+
+
+@router.post("")
+def submit(request: SubmitRequest, peer: PeerDep) -> dict:
+    """Order the batch and answer once each transaction is durably committed or refused."""
+    if not request.transactions:
+        raise ApiError("invalid_argument", "transactions: the batch is empty")
+    if len(request.transactions) > MAX_TRANSACTIONS_PER_REQUEST:
+        raise ApiError("payload_too_large", f"transactions: at most {MAX_TRANSACTIONS_PER_REQUEST} per request")
+    envelopes = []
+    for position, text in enumerate(request.transactions):
+        try:
+            envelope = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiError("invalid_argument", f"transactions[{position}]: not base64") from None
+        if len(envelope) > MAX_ENVELOPE_SIZE:
+            raise ApiError("payload_too_large", f"transactions[{position}]: larger than {MAX_ENVELOPE_SIZE} bytes")
+        envelopes.append(envelope)
+    try:
+        results = peer.submit(envelopes, timeout_s=request.timeout_ms / 1000)
+    except PeerUnavailable as exc:
+        raise ApiError("unavailable", str(exc)) from None
+    return {"results": [_result_json(result) for result in results]}
+
+
+@router.get("/{tx_id}")
+def get_transaction(tx_id: str, peer: PeerDep) -> dict:
+    try:
+        raw_id = bytes.fromhex(tx_id)
+    except ValueError:
+        raw_id = b""
+    if len(raw_id) != 32:
+        raise ApiError("invalid_argument", "tx_id: expected 64 hex characters")
+    location = peer.store.tx_location(raw_id)
+    if location is None:
+        raise ApiError("not_found", f"no committed transaction {tx_id}")
+    envelope = peer.store.leaf(location.log_index)
+    return {
+        "tx_id": tx_id,
+        "status": "committed" if location.code == 0 else "invalid",
+        "code": location.code.name,
+        "height": location.height,
+        "log_index": location.log_index,
+        "envelope": base64.b64encode(envelope).decode(),
+    }
