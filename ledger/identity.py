@@ -13,7 +13,7 @@ import secrets
 
 from ledger.crypto import sha256
 
-__all__ = ["NationalIdError", "commit_national_id", "new_salt", "check_national_id"]
+__all__ = ["NationalIdError", "check_character", "check_national_id", "commit_national_id", "new_salt"]
 
 CONTEXT_NATIONAL_ID = b"quancheng-ledger/v1/national-id\x00"
 SALT_SIZE = 32
@@ -32,9 +32,14 @@ def check_national_id(national_id: str) -> None:
     """
     if len(national_id) != 18 or not national_id[:17].isdigit():
         raise NationalIdError("a resident ID number has 17 digits and a check character")
-    total = sum(int(digit) * weight for digit, weight in zip(national_id[:17], _WEIGHTS))
-    if _CHECK_CHARACTERS[total % 11] != national_id[17].upper():
+    if check_character(national_id[:17]) != national_id[17].upper():
         raise NationalIdError("the check character of the resident ID number is wrong")
+
+
+def check_character(first17: str) -> str:
+    """The ISO 7064 MOD 11-2 check character of the first 17 digits."""
+    total = sum(int(digit) * weight for digit, weight in zip(first17, _WEIGHTS))
+    return _CHECK_CHARACTERS[total % 11]
 
 
 def new_salt() -> bytes:

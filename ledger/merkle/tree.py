@@ -6,8 +6,8 @@ hashes. A perfect node never changes once complete, so the store is append-only,
 while every other RFC 6962 subtree lies on the right edge of some tree size and
 is cheap to recompute from at most ``log2(n) + 1`` perfect pieces.
 
-- :class:`CompactRange` keeps the right edge in memory, so an append costs one
-  leaf write plus one hash per completed node, and never reads the store.
+- :class:`CompactRange` keeps the right edge in memory, so an append hashes
+  once per interior node it completes and never reads the store.
 - :class:`ProofBuilder` answers root, inclusion and consistency requests for
   any earlier size with O(log n) node reads; the tests count them.
 
@@ -21,13 +21,13 @@ surfaces as whatever the reader raises (:class:`MemoryNodes` raises
 from __future__ import annotations
 
 from collections.abc import Sequence
-from hashlib import sha256
 from typing import Protocol
 
 from ledger.errors import ProofError, StorageError
 from ledger.merkle.hasher import EMPTY_ROOT, HASH_SIZE, hash_children
 
 __all__ = ["CompactRange", "MemoryNodes", "NodeReader", "ProofBuilder"]
+
 
 class NodeReader(Protocol):
     """Read access to stored perfect-subtree hashes."""
@@ -120,7 +120,7 @@ class CompactRange:
         level = 0
         node = leaf_hash
         while index & 1:
-            node = sha256(b"\x01" + hashes.pop() + node).digest()  # hash_children, inlined
+            node = hash_children(hashes.pop(), node)
             index >>= 1
             level += 1
             completed.append((level, index, node))
@@ -140,9 +140,10 @@ class ProofBuilder:
     A subtree is either perfect (one stored node) or sits on the right edge of
     the requested tree, where it decomposes into at most ``log2(n) + 1`` perfect
     nodes. Walking the recursion top-down, each step emits one sibling subtree
-    and descends into the other; only the first right sibling taken while still
-    on the requested tree's edge can be non-perfect, and afterwards the walk is
-    inside a perfect subtree. Hence O(log n) reads and no rehashing of the log.
+    and descends into the other. Only the right sibling emitted at the first
+    step left can be non-perfect (before it, the walk only went right, so that
+    sibling still ends at the tree size); after it, the walk is inside a perfect
+    subtree. Hence O(log n) reads (bounds proved in the tests) and no rehashing.
     """
 
     __slots__ = ("_reader", "_tree_size")
@@ -239,7 +240,7 @@ def _read_range(reader: NodeReader, begin: int, end: int) -> list[bytes]:
     how RFC 6962 splits a subtree whose left part is perfect; ``begin`` must be
     a multiple of the largest piece, as it is for every RFC 6962 subtree.
     """
-    hashes = []
+    hashes: list[bytes] = []
     remaining = end - begin
     while remaining:
         level = remaining.bit_length() - 1

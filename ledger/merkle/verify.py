@@ -35,7 +35,7 @@ def root_from_inclusion_proof(
     32-byte proof hashes as the RFC 6962 audit path of ``index`` has; anything
     else raises :class:`ProofError`.
     """
-    if not index < size:
+    if not 0 <= index < size:
         raise ProofError(f"leaf index {index} is outside a tree of size {size}")
     _require_hash(leaf_hash, "leaf hash")
     inner, border = _decompose_inclusion_proof(index, size)

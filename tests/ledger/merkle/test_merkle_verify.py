@@ -67,3 +67,21 @@ def test_consistency_mismatch_names_the_root_that_failed() -> None:
     with pytest.raises(RootMismatchError) as new:
         verify_consistency(3, 6, root3, wrong, proof)
     assert (new.value.expected, new.value.computed) == (wrong, root6)
+
+
+def test_a_negative_index_is_refused_even_where_the_bit_arithmetic_would_fit() -> None:
+    # In Python's unbounded ints, index -1 reads as "all ones": for size 2 it
+    # asks for a three-hash, all-left-sibling chain, which is exactly the path
+    # of the last leaf of an 8-leaf tree. Only the range check stops it.
+    tree = CompactRange()
+    nodes = MemoryNodes()
+    for leaf in [hash_leaf(bytes([i])) for i in range(8)]:
+        for node in tree.append(leaf):
+            nodes.put(*node)
+    builder = ProofBuilder(nodes)
+    last = nodes.node(0, 7)
+    proof = builder.inclusion_proof(7, 8)
+    verify_inclusion(last, 7, 8, proof, tree.root())
+    with pytest.raises(ProofError) as error:
+        verify_inclusion(last, -1, 2, proof, tree.root())
+    assert not isinstance(error.value, RootMismatchError)

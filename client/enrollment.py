@@ -1,0 +1,27 @@
+"""Building a citizen-enrollment transaction, as the identity authority's desk does it.
+
+The national ID number is checked and committed to locally; only the salted
+commitment leaves this function.
+"""
+
+from __future__ import annotations
+
+from ledger.crypto import KeyPair
+from ledger.identity import commit_national_id
+from ledger.tx import build_transaction
+
+__all__ = ["enrollment_transaction"]
+
+
+def enrollment_transaction(
+    authority: KeyPair, citizen: KeyPair, network: bytes, national_id: str, salt: bytes, *, time_ms: int
+) -> bytes:
+    """The ``citizen.enroll`` envelope, signed by the authority and co-signed by the citizen."""
+    return build_transaction(
+        authority,
+        network,
+        "citizen.enroll",
+        {"citizen_key": citizen.public_key, "id_commitment": commit_national_id(national_id, salt)},
+        time_ms=time_ms,
+        cosigners=[citizen],
+    )
