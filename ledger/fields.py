@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 FieldType = Callable[[Any, str], None]
-_IDENTIFIER = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_IDENTIFIER = re.compile(r"[a-z0-9][a-z0-9._-]*")
 
 
 def _fail(where: str, message: str) -> EncodingError:
@@ -62,7 +62,7 @@ class Text:
             raise _fail(where, f"expected text, got {type(value).__name__}")
         if len(value) > self.max_length:
             raise _fail(where, f"longer than {self.max_length} characters")
-        if self.identifier and not _IDENTIFIER.match(value):
+        if self.identifier and not _IDENTIFIER.fullmatch(value):
             raise _fail(where, f"{value!r} is not an identifier ([a-z0-9._-], starting alphanumeric)")
 
 

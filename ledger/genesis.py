@@ -40,6 +40,7 @@ class Role(str, Enum):
     IDENTITY_AUTHORITY = "identity_authority"
 
 
+MAX_ORGS = 64
 NODE_SPEC = {"id": Text(64, identifier=True), "key": Bytes(32)}
 ORG_SPEC = {
     "id": Text(64, identifier=True),
@@ -52,8 +53,8 @@ GENESIS_SPEC = {
     "version": UInt(1, 1),
     "name": Text(128),
     "time": UInt(),
-    "admin_threshold": UInt(1, 1024),
-    "orgs": ListOf(MapOf(ORG_SPEC), 1, 1024),
+    "admin_threshold": UInt(1, MAX_ORGS),
+    "orgs": ListOf(MapOf(ORG_SPEC), 1, MAX_ORGS),
 }
 
 

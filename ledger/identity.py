@@ -30,7 +30,7 @@ def check_national_id(national_id: str) -> None:
 
     The message never repeats the number: it is personal data and errors get logged.
     """
-    if len(national_id) != 18 or not national_id[:17].isdigit():
+    if len(national_id) != 18 or not (national_id[:17].isascii() and national_id[:17].isdigit()):
         raise NationalIdError("a resident ID number has 17 digits and a check character")
     if check_character(national_id[:17]) != national_id[17].upper():
         raise NationalIdError("the check character of the resident ID number is wrong")

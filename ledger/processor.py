@@ -16,13 +16,17 @@ from typing import Callable, Sequence
 from ledger import codec
 from ledger.block import ZERO_HASH, BlockHeader, ChainHead, OrderedBatch
 from ledger.crypto import sha256
-from ledger.errors import EncodingError, SignatureError
+from ledger.errors import EncodingError, LedgerError, SignatureError
 from ledger.merkle import CompactRange, hash_leaf
 from ledger.rules import Code, apply_transaction
 from ledger.state import StateOverlay, StateReader
 from ledger.tx import Transaction, parse_transaction
 
-__all__ = ["BlockOutcome", "Prechecked", "TxOutcome", "build_block", "precheck", "state_hash"]
+__all__ = ["BatchOrderError", "BlockOutcome", "Prechecked", "TxOutcome", "build_block", "precheck", "state_hash"]
+
+
+class BatchOrderError(LedgerError):
+    """Raised when a batch cannot follow the chain head (sequence or time runs backwards)."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,7 @@ class TxOutcome:
     log_index: int
     code: Code
     reason: str
-    indexed: bool  # the signature verified and the id was new, so the id is now taken
+    indexed: bool  # signatures verified and no valid tx holds the id: the tx index points here
 
 
 @dataclass
@@ -91,12 +95,20 @@ def build_block(
 ) -> BlockOutcome:
     """Build the block that follows ``head`` from ``batch``; ``log`` is advanced in place.
 
-    ``is_committed(tx_id)`` answers whether an id is already taken in the store;
+    ``is_committed(tx_id)`` answers whether a *valid* transaction with this id is in
+    the store: only a valid commit takes an id, so nobody can burn someone else's
+    id by getting a mangled copy (say, with a co-signature stripped) refused first;
     ``prechecked`` lets the caller supply :func:`precheck` results computed in parallel.
     """
     height = 0 if head is None else head.height + 1
     if log.size != (0 if head is None else head.tree_size):
         raise ValueError("the compact range does not end where the chain head does")
+    if head is None and len(batch.envelopes) != 1:
+        raise BatchOrderError("block 0 holds exactly one transaction, the genesis")
+    if head is not None and (batch.seq <= head.order_seq or batch.time < head.time):
+        raise BatchOrderError(
+            f"batch {batch.seq} at {batch.time} does not follow batch {head.order_seq} at {head.time}"
+        )
     if prechecked is None:
         prechecked = [precheck(envelope, network) for envelope in batch.envelopes]
     block_state = StateOverlay(state)
@@ -115,10 +127,10 @@ def build_block(
         if tx.tx_id in seen_here or is_committed(tx.tx_id):
             outcomes.append(TxOutcome(tx.tx_id, log_index, Code.DUPLICATE_TXID, "transaction id already committed", False))
             continue
-        seen_here.add(tx.tx_id)
         tx_state = block_state.child()
         code, reason = apply_transaction(tx, tx_state, height=height, block_time=batch.time, log_index=log_index)
         if code is Code.VALID:
+            seen_here.add(tx.tx_id)
             history.extend((key, log_index) for key in tx_state.writes)
             tx_state.merge_into(block_state)
         outcomes.append(TxOutcome(tx.tx_id, log_index, code, reason, True))

@@ -26,7 +26,7 @@ __all__ = ["Transaction", "build_transaction", "cosign", "parse_transaction"]
 
 NONCE_SIZE = 16
 MAX_ENVELOPE_SIZE = 256 * 1024
-MAX_SIGNATURES = 16
+MAX_SIGNATURES = 64  # = the most organizations a network may have, so any M-of-N can be met
 
 _BODY_SPEC = {
     "network": Bytes(32),

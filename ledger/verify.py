@@ -18,7 +18,7 @@ from ledger import codec
 from ledger.block import BlockHeader, OrderedBatch
 from ledger.checkpoint import SignedCheckpoint
 from ledger.errors import EncodingError, LedgerError, StorageError
-from ledger.processor import BlockOutcome, Prechecked, build_block, precheck
+from ledger.processor import BatchOrderError, BlockOutcome, Prechecked, build_block, precheck
 from ledger.rules.membership import node_key_holder
 from ledger.storage import schema
 from ledger.storage.kv import KeyValueStore
@@ -118,15 +118,19 @@ def _replay(
         if envelopes is None:
             return
         batch = OrderedBatch(header.order_seq, header.time, tuple(envelopes))
-        outcome = build_block(
-            batch,
-            network=network,
-            head=rebuilt.head(),
-            log=log,
-            state=rebuilt.state,
-            is_committed=rebuilt.is_committed,
-            prechecked=run_precheck(envelopes, network),
-        )
+        try:
+            outcome = build_block(
+                batch,
+                network=network,
+                head=rebuilt.head(),
+                log=log,
+                state=rebuilt.state,
+                is_committed=rebuilt.is_committed,
+                prechecked=run_precheck(envelopes, network),
+            )
+        except BatchOrderError as exc:
+            report.discrepancies.append(Discrepancy(schema.block_key(height), str(exc), height=height))
+            return
         if outcome.header_bytes != raw:
             _explain_header(header, outcome, report)
         if height == 0 and outcome.txs and outcome.txs[0].code != 0:
@@ -275,6 +279,8 @@ def _check_checkpoint(kv: KeyValueStore, rebuilt: LedgerStore, report: VerifyRep
         report.discrepancies.append(Discrepancy(key, f"checkpoint: {exc}"))
         return
     checkpoint = signed.checkpoint
+    if rebuilt.head() is not None and checkpoint.network != rebuilt.header(0).network:
+        report.discrepancies.append(Discrepancy(key, "checkpoint names another network"))
     holder = rebuilt.state.get(node_key_holder(signed.node_key))
     if holder is None or codec.decode(holder)["node"] != checkpoint.node_id:
         report.discrepancies.append(Discrepancy(key, f"checkpoint signed by a key that is not node {checkpoint.node_id!r}"))

@@ -18,6 +18,7 @@ from ledger.block import ChainHead, OrderedBatch
 from ledger.checkpoint import Checkpoint, SignedCheckpoint
 from ledger.crypto import KeyPair
 from ledger.processor import BlockOutcome, Prechecked, build_block, precheck
+from ledger.rules import Code
 from ledger.storage.ledger_store import LedgerStore
 
 __all__ = ["Committer", "PrecheckPool"]
@@ -79,8 +80,12 @@ class Committer:
         """Keep a submission-time precheck so the commit does not verify the signatures again."""
         self._prechecked[envelope] = result
 
-    def commit(self, batch: OrderedBatch, *, network: bytes | None = None) -> BlockOutcome:
-        """Build, sign a checkpoint for, and durably store the block for ``batch``."""
+    def commit(self, batch: OrderedBatch, *, network: bytes | None = None, require_valid: bool = False) -> BlockOutcome:
+        """Build, sign a checkpoint for, and durably store the block for ``batch``.
+
+        With ``require_valid`` (the genesis block) nothing is stored unless every
+        transaction is valid: a peer must not start on a refused genesis.
+        """
         with self._lock:
             network = network or self._network
             if network is None:
@@ -98,6 +103,10 @@ class Committer:
                 is_committed=self.store.is_committed,
                 prechecked=prechecked,
             )
+            refused = [tx for tx in outcome.txs if tx.code is not Code.VALID]
+            if require_valid and refused:
+                self._log = self.store.compact_range()
+                raise ValueError(f"transaction refused: {refused[0].code.name} {refused[0].reason}")
             checkpoint = self._checkpoint(outcome, network)
             try:
                 self.store.append(outcome, checkpoint, sync=self._sync)

@@ -29,11 +29,12 @@ class PeerUnavailable(Exception):
 @dataclass(frozen=True)
 class SubmitResult:
     """``status``: committed (valid, durable), invalid (in a block, changed nothing),
-    rejected (never ordered: undecodable, wrong network or bad signature), or pending."""
+    rejected (never ordered: undecodable, wrong network or bad signature), or pending
+    (``code`` None: not committed before the timeout; ask GET /v1/transactions/{id})."""
 
     tx_id: bytes | None
     status: str
-    code: Code
+    code: Code | None
     reason: str = ""
     height: int | None = None
     log_index: int | None = None
@@ -74,10 +75,7 @@ class Peer:
         """Commit block 0 from the genesis transaction; the block's outcome says if it was valid."""
         if self.committer.head is not None:
             raise ValueError("the ledger already has a genesis block")
-        outcome = self.committer.commit(OrderedBatch(0, genesis_time, (genesis_envelope,)), network=network)
-        if outcome.txs[0].code is not Code.VALID:
-            raise ValueError(f"genesis transaction refused: {outcome.txs[0].code.name} {outcome.txs[0].reason}")
-        return outcome
+        return self.committer.commit(OrderedBatch(0, genesis_time, (genesis_envelope,)), network=network, require_valid=True)
 
     def start(self) -> None:
         head = self.committer.head
@@ -122,7 +120,7 @@ class Peer:
         try:
             return future.result(timeout=timeout_s)
         except FutureTimeout:
-            return SubmitResult(tx_id, "pending", Code.VALID, "not committed within the timeout; query it later")
+            return SubmitResult(tx_id, "pending", None, "not committed within the timeout; query it later")
 
     def _commit_loop(self, after_seq: int) -> None:
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ledger.fields import MapOf, Text, UInt
-from ledger.genesis import GENESIS_SPEC, ORG_SPEC, check_membership, network_id
+from ledger.genesis import GENESIS_SPEC, MAX_ORGS, ORG_SPEC, check_membership, network_id
 from ledger.rules.engine import GENESIS_TYPE, Code, Context, RuleViolation, member_key, org_key, register, resolve_signer
 
 __all__ = ["GENESIS_TYPE", "ORGS_KEY", "POLICY_KEY", "node_key", "node_key_holder"]
@@ -31,6 +31,8 @@ def node_key_holder(public_key: bytes) -> bytes:
 @register(GENESIS_TYPE, GENESIS_SPEC, needs_known_signer=False)
 def apply_genesis(ctx: Context) -> None:
     document = ctx.payload
+    if ctx.state.get(ORGS_KEY) is not None:
+        raise RuleViolation(Code.ALREADY_EXISTS, "the network already has a genesis")
     if ctx.tx.network != network_id(document):
         raise RuleViolation(Code.WRONG_NETWORK, "the network id is not the hash of this genesis document")
     check_membership(document["orgs"], document["admin_threshold"], _policy_error)
@@ -47,7 +49,10 @@ def apply_genesis(ctx: Context) -> None:
 def apply_org_upsert(ctx: Context) -> None:
     _require_admin_quorum(ctx)
     org = ctx.payload["org"]
+    check_membership([org], 1, _policy_error)
     org_ids = ctx.state.read(ORGS_KEY)
+    if org["id"] not in org_ids and len(org_ids) >= MAX_ORGS:
+        raise RuleViolation(Code.POLICY_NOT_MET, f"a network has at most {MAX_ORGS} organizations")
     existing = ctx.state.read(org_key(org["id"]))
     if existing is not None:
         _erase_org(ctx, existing)
@@ -75,7 +80,7 @@ def apply_org_remove(ctx: Context) -> None:
     ctx.state.put(ORGS_KEY, remaining)
 
 
-@register("policy.set", {"admin_threshold": UInt(1, 1024)})
+@register("policy.set", {"admin_threshold": UInt(1, MAX_ORGS)})
 def apply_policy_set(ctx: Context) -> None:
     _require_admin_quorum(ctx)
     threshold = ctx.payload["admin_threshold"]

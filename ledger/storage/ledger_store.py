@@ -105,7 +105,9 @@ class LedgerStore:
         return TxLocation(log_index, height, Code(code))
 
     def is_committed(self, tx_id: bytes) -> bool:
-        return self.kv.get(schema.txid_key(tx_id)) is not None
+        """Whether a valid transaction holds ``tx_id`` (refused ones do not take the id)."""
+        raw = self.kv.get(schema.txid_key(tx_id))
+        return raw is not None and codec.decode(raw)[2] == Code.VALID
 
     def node(self, level: int, index: int) -> bytes:
         raw = self.kv.get(schema.node_key(level, index))

@@ -1,4 +1,4 @@
-"""API errors: one JSON shape, stable codes (docs/API.md §Errors).
+"""API errors: one JSON shape, stable codes (docs/PROTOCOL.md §10).
 
     {"error": {"code": "<stable code>", "message": "<what is wrong, naming the field>"}}
 """
@@ -20,6 +20,7 @@ class ApiError(Exception):
         "invalid_argument": 400,
         "bad_request": 400,
         "not_found": 404,
+        "method_not_allowed": 405,
         "payload_too_large": 413,
         "unavailable": 503,
         "internal": 500,
@@ -50,8 +51,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = "not_found" if exc.status_code == 404 else "bad_request"
-        return _body(code, str(exc.detail), exc.status_code)
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        code = codes.get(exc.status_code, "bad_request")
+        return _body(code, str(exc.detail), ApiError.STATUS[code])
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -111,6 +111,8 @@ def get_block(peer: PeerDep, height: int) -> dict:
     raw = peer.store.header_bytes(height)
     header = peer.store.header(height)
     return {
+        "version": header.version,
+        "network": header.network.hex(),
         "height": header.height,
         "hash": header.hash().hex(),
         "prev_hash": header.prev_hash.hex(),

@@ -29,7 +29,7 @@ def _result_json(result: SubmitResult) -> dict:
     return {
         "tx_id": result.tx_id.hex() if result.tx_id else None,
         "status": result.status,
-        "code": result.code.name,
+        "code": result.code.name if result.code is not None else None,
         "reason": result.reason,
         "height": result.height,
         "log_index": result.log_index,
