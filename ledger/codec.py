@@ -32,7 +32,10 @@ _MAX_DEPTH = 32
 def encode(value: Value) -> bytes:
     """Return the canonical encoding of ``value``; raise EncodingError outside the model."""
     _check_model(value, 0)
-    return cbor2.dumps(value, canonical=True)
+    try:
+        return cbor2.dumps(value, canonical=True)
+    except UnicodeEncodeError:
+        raise EncodingError("text is not valid Unicode (lone surrogate)") from None
 
 
 def decode(data: bytes) -> Value:

@@ -39,7 +39,7 @@ class LevelDBStore:
         return WriteBatch(self)
 
     def write(self, batch: WriteBatch, *, sync: bool = True) -> None:
-        with self._db.write_batch(sync=sync) as leveldb_batch:
+        with self._db.write_batch(sync=sync, transaction=True) as leveldb_batch:
             for key, value in batch.ops.items():
                 if value is None:
                     leveldb_batch.delete(key)

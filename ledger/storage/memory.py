@@ -39,6 +39,9 @@ class MemoryStore:
 
     def write(self, batch: WriteBatch, *, sync: bool = True) -> None:
         self._check_open()
+        for key, value in batch.ops.items():  # validate everything before changing anything
+            if type(key) is not bytes or (value is not None and not isinstance(value, (bytes, bytearray, memoryview))):
+                raise StorageError(f"keys and values are bytes (key {key!r})")
         for key, value in batch.ops.items():
             if value is None:
                 self._data.pop(key, None)
