@@ -11,6 +11,7 @@ key is mapped back to the block and transaction it belongs to.
 from __future__ import annotations
 
 import bisect
+import struct
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
@@ -85,18 +86,31 @@ def verify_store(
 
 
 def _stored_headers(kv: KeyValueStore, report: VerifyReport) -> list[tuple[bytes, BlockHeader | None]]:
+    """The contiguous run of headers from block 0; gaps up to the claimed head are reported."""
     headers: list[tuple[bytes, BlockHeader | None]] = []
+    highest = -1
     for key, raw in kv.iterate(schema.KeySpace.BLOCK.value):
         height = schema.decode_block_key(key)
+        highest = max(highest, height)
         if height != len(headers):
-            report.discrepancies.append(Discrepancy(key, f"block {len(headers)} is missing", height=len(headers)))
-            break
+            continue  # after a gap nothing can be replayed; keep scanning to see how far blocks go
         try:
             headers.append((raw, BlockHeader.decode(raw)))
         except EncodingError as exc:
             report.discrepancies.append(Discrepancy(key, f"header does not decode: {exc}", height=height))
             headers.append((raw, None))
+    for height in range(len(headers), max(highest, _claimed_height(kv)) + 1):
+        if kv.get(schema.block_key(height)) is None:
+            report.discrepancies.append(Discrepancy(schema.block_key(height), f"block {height} is missing", height=height))
     return headers
+
+
+def _claimed_height(kv: KeyValueStore) -> int:
+    """The height the stored head claims (-1 if it is absent or unreadable: compared later anyway)."""
+    try:
+        return codec.decode(kv.get(schema.META_HEAD))["height"]
+    except (LedgerError, TypeError, KeyError):
+        return -1
 
 
 def _replay(
@@ -226,7 +240,7 @@ class _Locator:
             if space == schema.KeySpace.STATE.value:
                 writers = self._rebuilt.history(key[1:])
                 return self._by_index(writers[-1]) if writers else (None, None, None)
-        except (LedgerError, ValueError, TypeError, IndexError, KeyError):
+        except (LedgerError, ValueError, TypeError, IndexError, KeyError, struct.error):
             pass
         return None, None, None
 
