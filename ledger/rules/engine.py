@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from functools import lru_cache
 from typing import Any, Callable, Mapping
 
+from ledger import codec
 from ledger.errors import EncodingError
 from ledger.fields import FieldType, check_map
 from ledger.genesis import Role
@@ -131,14 +133,26 @@ def org_key(org_id: str) -> bytes:
 
 
 def resolve_signer(state: StateOverlay, public_key: bytes) -> Signer | None:
-    member = state.read(member_key(public_key))
-    if member is None:
+    raw_member = state.get(member_key(public_key))
+    if raw_member is None:
         return None
-    org_id = member.get("org")
+    org_id = _member_org(raw_member)
     if org_id is None:
         return Signer(public_key, None, frozenset())
-    org = state.read(org_key(org_id))
-    return Signer(public_key, org_id, frozenset(Role(role) for role in org["roles"]))
+    return Signer(public_key, org_id, _org_roles(state.get(org_key(org_id))))
+
+
+# Decoding the same member and org records for every transaction is the hot
+# path of validation; these caches are keyed by the exact stored bytes, so a
+# changed record is a different key and can never be served stale.
+@lru_cache(maxsize=4096)
+def _member_org(raw_member: bytes) -> str | None:
+    return codec.decode(raw_member).get("org")
+
+
+@lru_cache(maxsize=1024)
+def _org_roles(raw_org: bytes) -> frozenset[Role]:
+    return frozenset(Role(role) for role in codec.decode(raw_org)["roles"])
 
 
 def apply_transaction(
