@@ -21,8 +21,8 @@ from typing import Iterator
 import httpx
 import pytest
 
-from conftest import enrollments_for
-from integration_helpers import NodeProcess, run_verify
+from workload import enrollments_for
+from processes import NodeProcess, run_verify
 from ledger.genesis import network_id
 from ledger.tx import parse_transaction
 from node.devnet import NodeConfig, create_dev_network, load_node_config

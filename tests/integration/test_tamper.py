@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import enrollments_for
-from integration_helpers import run_verify
+from workload import enrollments_for
+from processes import run_verify
 from ledger import codec
 from ledger.genesis import network_id
 from ledger.storage import schema

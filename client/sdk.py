@@ -1,0 +1,122 @@
+"""Python SDK for a node's public HTTP API, with client-side verification.
+
+The client trusts nothing the node says that it can check: checkpoints are
+signature-checked, proofs are verified against signed roots with the ledger's
+pure verifiers, and :meth:`LedgerClient.audit_log` recomputes the root from
+every entry, as an RFC 6962 monitor does.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import httpx
+
+from ledger.checkpoint import Checkpoint, SignedCheckpoint
+from ledger.merkle import CompactRange, hash_leaf, verify_consistency, verify_inclusion
+from ledger.errors import RootMismatchError
+
+__all__ = ["ApiError", "LedgerClient", "LogAudit"]
+
+
+class ApiError(Exception):
+    """Raised when the node answers with its documented error JSON."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{code} ({status}): {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class LogAudit:
+    tree_size: int
+    root_hash: bytes
+    entries_checked: int
+
+
+class LedgerClient:
+    def __init__(self, base_url: str, *, timeout_s: float = 60.0, transport: httpx.BaseTransport | None = None) -> None:
+        self._http = httpx.Client(base_url=base_url, timeout=timeout_s, transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> LedgerClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _get(self, path: str, **params: Any) -> Any:
+        return self._answer(self._http.get(path, params=params or None))
+
+    @staticmethod
+    def _answer(response: httpx.Response) -> Any:
+        body = response.json()
+        if response.status_code >= 400:
+            error = body.get("error", {})
+            raise ApiError(response.status_code, error.get("code", "unknown"), error.get("message", response.text))
+        return body
+
+    # --- transactions -------------------------------------------------------
+
+    def submit(self, envelopes: Sequence[bytes], *, timeout_ms: int = 30_000) -> list[dict[str, Any]]:
+        payload = {"transactions": [base64.b64encode(e).decode() for e in envelopes], "timeout_ms": timeout_ms}
+        return self._answer(self._http.post("/v1/transactions", json=payload))["results"]
+
+    def transaction(self, tx_id: bytes) -> dict[str, Any]:
+        return self._get(f"/v1/transactions/{tx_id.hex()}")
+
+    # --- the audit surface --------------------------------------------------
+
+    def network(self) -> dict[str, Any]:
+        return self._get("/v1/network")
+
+    def checkpoint(self) -> SignedCheckpoint:
+        """The node's latest checkpoint, signature checked (raises CheckpointError if forged)."""
+        signed = SignedCheckpoint.decode(base64.b64decode(self._get("/v1/log/checkpoint")["encoded"]))
+        signed.verify()
+        return signed
+
+    def entries(self, start: int, end: int) -> list[bytes]:
+        """Leaves start..end-1, following the node's page limit."""
+        leaves: list[bytes] = []
+        while start + len(leaves) < end:
+            page = self._get("/v1/log/entries", start=start + len(leaves), end=end)
+            leaves.extend(base64.b64decode(entry) for entry in page["entries"])
+        return leaves
+
+    def block(self, height: int) -> dict[str, Any]:
+        return self._get(f"/v1/log/blocks/{height}")
+
+    def verify_inclusion(self, leaf: bytes, index: int, checkpoint: Checkpoint) -> None:
+        """Fetch the audit path of ``leaf`` and check it against the signed root (raises on failure)."""
+        proof = self._get("/v1/log/proof/inclusion", index=index, tree_size=checkpoint.tree_size)
+        path = [bytes.fromhex(node) for node in proof["audit_path"]]
+        verify_inclusion(hash_leaf(leaf), index, checkpoint.tree_size, path, checkpoint.root_hash)
+
+    def verify_consistency(self, old: Checkpoint, new: Checkpoint) -> None:
+        """Check that ``new`` extends ``old`` (append-only) with the node's consistency proof."""
+        if old.tree_size == new.tree_size:
+            if old.root_hash != new.root_hash:
+                raise RootMismatchError(old.root_hash, new.root_hash)
+            return
+        proof = self._get("/v1/log/proof/consistency", first=old.tree_size, second=new.tree_size)
+        nodes = [bytes.fromhex(node) for node in proof["consistency"]]
+        verify_consistency(old.tree_size, new.tree_size, old.root_hash, new.root_hash, nodes)
+
+    def audit_log(self, checkpoint: Checkpoint) -> LogAudit:
+        """Download every entry up to the checkpoint and recompute its root (raises on mismatch)."""
+        tree = CompactRange()
+        checked = 0
+        for start in range(0, checkpoint.tree_size, 1000):
+            for leaf in self.entries(start, min(start + 1000, checkpoint.tree_size)):
+                tree.append(hash_leaf(leaf))
+                checked += 1
+        if tree.root() != checkpoint.root_hash:
+            raise RootMismatchError(checkpoint.root_hash, tree.root())
+        return LogAudit(checkpoint.tree_size, checkpoint.root_hash, checked)
