@@ -30,11 +30,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from client.enrollment import enrollment_transaction
+from client.enrollment import enrollment_transaction, synthetic_national_id
 from ledger.block import OrderedBatch
 from ledger.crypto import KeyPair
 from ledger.genesis import network_id
-from ledger.identity import check_character
 from ledger.merkle import ProofBuilder, hash_leaf, verify_consistency, verify_inclusion
 from ledger.storage.leveldb import LevelDBStore
 from ledger.verify import verify_store
@@ -52,10 +51,9 @@ def _make_chunk(arguments: tuple[bytes, bytes, int, int, int]) -> list[bytes]:
     rng = random.Random(start)
     envelopes = []
     for _ in range(count):
-        first17 = f"370102{rng.randint(1950, 2005)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}{rng.randint(0, 999):03d}"
         envelopes.append(
             enrollment_transaction(
-                authority, KeyPair.generate(), network, first17 + check_character(first17), os.urandom(32), time_ms=now
+                authority, KeyPair.generate(), network, synthetic_national_id(rng), os.urandom(32), time_ms=now
             )
         )
     return envelopes

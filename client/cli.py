@@ -77,7 +77,11 @@ def verify(
     expected = None
     genesis_file = data_dir / "genesis.json"
     if genesis_file.exists():
-        expected = network_id(genesis_from_json(genesis_file.read_text()))
+        try:
+            expected = network_id(genesis_from_json(genesis_file.read_text()))
+        except LedgerError as exc:
+            console.print(f"[red]error:[/] {genesis_file}: {exc}")
+            raise typer.Exit(2)
     try:
         kv = LevelDBStore(ledger_path, create=False)
     except LedgerError as exc:

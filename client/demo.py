@@ -25,12 +25,12 @@ import uvicorn
 from rich.console import Console
 from rich.table import Table
 
-from client.enrollment import enrollment_transaction
+from client.enrollment import enrollment_transaction, synthetic_national_id
 from client.sdk import LedgerClient
 from ledger import codec
 from ledger.crypto import KeyPair
 from ledger.genesis import Role, network_id
-from ledger.identity import check_character, new_salt
+from ledger.identity import new_salt
 from ledger.storage.leveldb import LevelDBStore
 from ledger.tx import build_transaction, parse_transaction
 from ledger.verify import verify_store
@@ -62,11 +62,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def national_id(rng: random.Random) -> str:
-    first17 = f"370102{rng.randint(1950, 2005)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}{rng.randint(0, 999):03d}"
-    return first17 + check_character(first17)
 
 
 def run(data_dir: Path, port: int) -> int:
@@ -111,7 +106,7 @@ def narrate(client: LedgerClient, config) -> int:
     authority = config.admin_key("jinan-bigdata")
     citizens = [KeyPair.generate() for _ in CITIZENS]
     envelopes = [
-        enrollment_transaction(authority, key, network_id_bytes, national_id(rng), new_salt(), time_ms=clock_ms())
+        enrollment_transaction(authority, key, network_id_bytes, synthetic_national_id(rng), new_salt(), time_ms=clock_ms())
         for key in citizens
     ]
     show(client.submit(envelopes), [f"enroll {name}" for name in CITIZENS])
@@ -121,12 +116,12 @@ def narrate(client: LedgerClient, config) -> int:
 
     step("3. What the ledger refuses")
     body, signatures = codec.decode(enrollment_transaction(
-        authority, KeyPair.generate(), network_id_bytes, national_id(rng), new_salt(), time_ms=clock_ms()))
+        authority, KeyPair.generate(), network_id_bytes, synthetic_national_id(rng), new_salt(), time_ms=clock_ms()))
     signatures[0][1] = bytes(64)
     forged = codec.encode([body, signatures])
     bank = config.admin_key("qilu-bank")
-    by_bank = enrollment_transaction(bank, KeyPair.generate(), network_id_bytes, national_id(rng), new_salt(), time_ms=clock_ms())
-    stale = enrollment_transaction(authority, KeyPair.generate(), network_id_bytes, national_id(rng), new_salt(),
+    by_bank = enrollment_transaction(bank, KeyPair.generate(), network_id_bytes, synthetic_national_id(rng), new_salt(), time_ms=clock_ms())
+    stale = enrollment_transaction(authority, KeyPair.generate(), network_id_bytes, synthetic_national_id(rng), new_salt(),
                                    time_ms=clock_ms() - 3_600_000)
     show(
         client.submit([forged, envelopes[1], by_bank, stale]),

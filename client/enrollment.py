@@ -6,11 +6,13 @@ commitment leaves this function.
 
 from __future__ import annotations
 
+import random
+
 from ledger.crypto import KeyPair
-from ledger.identity import commit_national_id
+from ledger.identity import check_character, commit_national_id
 from ledger.tx import build_transaction
 
-__all__ = ["enrollment_transaction"]
+__all__ = ["enrollment_transaction", "synthetic_national_id"]
 
 
 def enrollment_transaction(
@@ -25,3 +27,9 @@ def enrollment_transaction(
         time_ms=time_ms,
         cosigners=[citizen],
     )
+
+
+def synthetic_national_id(rng: random.Random) -> str:
+    """A well-formed resident ID for demos, tests and benchmarks (region 370102, Jinan Lixia)."""
+    first17 = f"370102{rng.randint(1950, 2005)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}{rng.randint(0, 999):03d}"
+    return first17 + check_character(first17)

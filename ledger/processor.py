@@ -22,7 +22,16 @@ from ledger.rules import Code, apply_transaction
 from ledger.state import StateOverlay, StateReader
 from ledger.tx import Transaction, parse_transaction
 
-__all__ = ["BatchOrderError", "BlockOutcome", "Prechecked", "TxOutcome", "build_block", "precheck", "state_hash"]
+__all__ = [
+    "BatchOrderError",
+    "BlockOutcome",
+    "Prechecked",
+    "TxOutcome",
+    "build_block",
+    "precheck",
+    "precheck_many",
+    "state_hash",
+]
 
 
 class BatchOrderError(LedgerError):
@@ -76,6 +85,11 @@ def precheck(envelope: bytes, network: bytes) -> Prechecked:
     except SignatureError as exc:
         return Prechecked(tx, Code.BAD_SIGNATURE, str(exc))
     return Prechecked(tx, Code.VALID)
+
+
+def precheck_many(envelopes: Sequence[bytes], network: bytes) -> list[Prechecked]:
+    """:func:`precheck` over a list; the unit of work handed to worker processes."""
+    return [precheck(envelope, network) for envelope in envelopes]
 
 
 def state_hash(writes: dict[bytes, bytes | None]) -> bytes:

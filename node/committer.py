@@ -1,23 +1,23 @@
 """Turns ordered batches into durable blocks on this peer.
 
-The stateless checks (decoding, signatures) of a batch run on a thread pool —
-libsodium releases the GIL, so Ed25519 verification uses every core — and
-results computed when a transaction was submitted are reused, so a signature
-is verified once per peer. Then the block is built in order and written in one
+The stateless checks (decoding, signatures) of a batch run in worker
+processes, and results computed when a transaction was submitted are reused,
+so a signature is verified once per peer. Then the block is built in order and written in one
 synced batch; only after that write returns is anyone told it committed.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Sequence
 
 from ledger.block import ChainHead, OrderedBatch
 from ledger.checkpoint import Checkpoint, SignedCheckpoint
 from ledger.crypto import KeyPair
-from ledger.processor import BlockOutcome, Prechecked, build_block, precheck
+from ledger.processor import BlockOutcome, Prechecked, build_block, precheck_many
 from ledger.rules import Code
 from ledger.storage.ledger_store import LedgerStore
 
@@ -25,24 +25,42 @@ __all__ = ["Committer", "PrecheckPool"]
 
 
 class PrecheckPool:
-    """Runs :func:`ledger.processor.precheck` over many envelopes on a thread pool."""
+    """Runs the stateless checks (decode, network, signatures) in worker processes.
+
+    Decoding is pure Python and holds the GIL, so threads cannot share it out;
+    worker processes take both decoding and Ed25519 off the interpreter that
+    applies the rules and writes blocks. Small inputs are checked in the
+    calling thread, where a round trip to a worker would cost more than it saves.
+    """
+
+    INLINE_BELOW = 64
 
     def __init__(self, workers: int | None = None) -> None:
         self._workers = workers or os.cpu_count() or 2
-        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="precheck")
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
 
     def run(self, envelopes: Sequence[bytes], network: bytes) -> list[Prechecked]:
-        if len(envelopes) < 64:
-            return [precheck(envelope, network) for envelope in envelopes]
-        chunk = -(-len(envelopes) // (self._workers * 2))
+        if len(envelopes) < self.INLINE_BELOW:
+            return precheck_many(envelopes, network)
+        chunk = -(-len(envelopes) // self._workers)
         parts = [envelopes[start : start + chunk] for start in range(0, len(envelopes), chunk)]
         results: list[Prechecked] = []
-        for part in self._pool.map(lambda items: [precheck(e, network) for e in items], parts):
+        for part in self._executor().map(precheck_many, parts, [network] * len(parts)):
             results.extend(part)
         return results
 
+    def _executor(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(self._workers, mp_context=multiprocessing.get_context("spawn"))
+            return self._pool
+
     def close(self) -> None:
-        self._pool.shutdown(wait=False)
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
 
 
 class Committer:

@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 
 from ledger.block import OrderedBatch
 from ledger.crypto import KeyPair
-from ledger.processor import BlockOutcome, precheck
+from ledger.processor import BlockOutcome
 from ledger.rules import Code
 from ledger.storage.ledger_store import LedgerStore
 from node.committer import Committer, PrecheckPool
@@ -98,8 +98,7 @@ class Peer:
         network = self.network
         results: list[SubmitResult | tuple[bytes, Future[SubmitResult]]] = []
         accepted: list[bytes] = []
-        for envelope in envelopes:
-            checked = precheck(envelope, network)
+        for envelope, checked in zip(envelopes, self._pool.run(envelopes, network)):
             if checked.code is not Code.VALID:
                 tx_id = checked.tx.tx_id if checked.tx else None
                 results.append(SubmitResult(tx_id, "rejected", checked.code, checked.reason))

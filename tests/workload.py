@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import random
 
-from client.enrollment import enrollment_transaction
+from client.enrollment import enrollment_transaction, synthetic_national_id
 from ledger.crypto import KeyPair
-from ledger.identity import check_character, new_salt
+from ledger.identity import new_salt
 from node.devnet import NodeConfig
 from node.runtime import clock_ms
-
-
-def synthetic_national_id(rng: random.Random) -> str:
-    """A well-formed resident ID (region 370102 = Jinan Lixia, a 1950–2005 birth date)."""
-    first17 = f"370102{rng.randint(1950, 2005)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}{rng.randint(0, 999):03d}"
-    return first17 + check_character(first17)
 
 
 def enrollments_for(config: NodeConfig, network: bytes, count: int, seed: int = 0) -> list[bytes]:

@@ -6,7 +6,7 @@ Everything is fixed (seeds, nonces, times), and Ed25519 signatures are
 deterministic, so the output is the same on every run and every machine.
 The script builds a one-organization network, its genesis block, one block with
 a `policy.set` transaction (and the same envelope again, to show a refused
-duplicate), and a checkpoint; it cross-checks the ledger code against
+duplicate: only a VALID transaction takes its id), and a checkpoint; it cross-checks the ledger code against
 independent re-computations (hashlib, the RFC 6962 definitions) as it goes.
 It does not touch any data directory: the store is in memory.
 """
@@ -195,7 +195,8 @@ def main() -> None:
         print(f"-- block {header.height} --")
         for tx_outcome in outcome.txs:
             print(f"  leaf {tx_outcome.log_index}: code {int(tx_outcome.code)} {tx_outcome.code.name}"
-                  f"{' (' + tx_outcome.reason + ')' if tx_outcome.reason else ''}; id taken: {tx_outcome.indexed}")
+                  f"{' (' + tx_outcome.reason + ')' if tx_outcome.reason else ''}"
+                  f"; takes the id: {tx_outcome.code == 0}; tx index entry: {tx_outcome.indexed}")
         print("  state writes (key -> value, sorted by key):")
         for key in sorted(outcome.state_writes):
             value = outcome.state_writes[key]
@@ -207,6 +208,12 @@ def main() -> None:
         show("  state_hash", header.state_hash)
         show("  header bytes", outcome.header_bytes)
         show("  block hash = SHA-256(header bytes)", outcome.block_hash)
+    # Only the VALID copy took the id; the duplicate wrote no tx index entry.
+    location = store.tx_location(tx.tx_id)
+    assert (location.log_index, location.height, int(location.code)) == (1, 1, 0)
+    assert store.is_committed(tx.tx_id)
+    show("tx index entry for the tx id = [log_index, height, code]",
+         codec.encode([location.log_index, location.height, int(location.code)]))
     print("block 1 header, annotated:")
     for line in annotate(outcomes[1].header_bytes):
         print("  " + line)

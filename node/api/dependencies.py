@@ -14,7 +14,7 @@ __all__ = ["committed_head", "get_peer"]
 def get_peer(request: Request) -> Peer:
     peer: Peer = request.app.state.peer
     if peer.failure is not None:
-        raise ApiError("unavailable", "the node stopped committing after a storage failure; see its log")
+        raise ApiError("unavailable", "the node stopped committing after an internal failure; see its log")
     return peer
 
 
