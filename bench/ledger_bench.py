@@ -7,7 +7,7 @@ What is measured (one node, LevelDB, synced writes, the embedded committer):
 - commit throughput of signed transactions: pre-signed ``citizen.enroll``
   envelopes (two Ed25519 signatures each: the identity authority's and the
   citizen's). (a) the committer alone: ordered batches in, each decoded, every
-  signature verified (thread pool), rules applied, Merkle tree appended, block
+  signature verified (worker processes), rules applied, Merkle tree appended, block
   written in one synced LevelDB batch — median of per-block rates over the
   last ``--window`` transactions before each size; (b) the whole peer: the same
   work submitted from several threads as the HTTP handlers do, acknowledged
@@ -136,7 +136,7 @@ def main() -> None:
     peer = Peer(store, InProcessOrderer(max_batch_txs=args.batch), node_id=config.node_id, node_key=config.node_key, clock_ms=clock_ms)
     peer.bootstrap(config.genesis_envelope, config.genesis["time"], network)
     rng = random.Random(7)
-    print(f"\n(a) committer: ordered batches of {args.batch} → durable blocks (signatures verified on {os.cpu_count()} threads)")
+    print(f"\n(a) committer: ordered batches of {args.batch} → durable blocks (decode + signatures in {os.cpu_count()} worker processes)")
     print(f"{'log size':>10} {'window':>14} {'median tx/s':>12} {'min tx/s':>9} {'signatures/s':>13}")
     block_rates: list[tuple[int, float]] = []
     position, seq = 0, 0

@@ -8,10 +8,12 @@ synced batch; only after that write returns is anyone told it committed.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
 import threading
-import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Sequence
 
@@ -70,14 +72,20 @@ class PrecheckPool:
 
 
 def _exit_with_parent(parent_pid: int) -> None:
-    """Worker initializer: a worker whose node was SIGKILLed must not linger as an orphan."""
+    """Worker initializer: a worker whose node was SIGKILLed must not linger as an orphan.
 
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(0.5)
+    On Linux the kernel delivers SIGKILL to the worker when its parent dies
+    (prctl PR_SET_PDEATHSIG); the getppid check closes the race where the
+    parent died before the call.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:
         os._exit(0)
 
-    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+_PR_SET_PDEATHSIG = 1
 
 
 class Committer:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from node.api.errors import install_error_handlers
-from node.api.routers import log, network, transactions
+from node.api.routers import log, network, operations, transactions
 from node.peer import Peer
 
 __all__ = ["create_app"]
@@ -18,10 +18,5 @@ def create_app(peer: Peer) -> FastAPI:
     app.include_router(log.router)
     app.include_router(network.router)
     app.include_router(transactions.router)
-
-    @app.get("/healthz", tags=["operations"])
-    def healthz() -> dict:
-        head = peer.store.head()
-        return {"ok": peer.failure is None, "height": None if head is None else head.height}
-
+    app.include_router(operations.router)
     return app

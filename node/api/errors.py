@@ -5,12 +5,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 __all__ = ["ApiError", "install_error_handlers"]
+
+log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -56,5 +60,6 @@ def install_error_handlers(app: FastAPI) -> None:
         return _body(code, str(exc.detail), ApiError.STATUS[code])
 
     @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return _body("internal", "internal error; see the node's log", 500)

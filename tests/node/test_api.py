@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,8 +19,9 @@ from node.peer import Peer
 
 
 @pytest.fixture
-def client(peer: Peer) -> TestClient:
-    return TestClient(create_app(peer))
+def client(peer: Peer) -> Iterator[TestClient]:
+    with TestClient(create_app(peer)) as test_client:
+        yield test_client
 
 
 def submit(client: TestClient, envelopes: list[bytes]) -> list[dict]:
