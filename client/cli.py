@@ -90,7 +90,7 @@ def verify(
     pool = PrecheckPool()
     started = time.perf_counter()
     try:
-        report = verify_store(kv, expected_network=expected, precheck_many=pool.run)
+        report = verify_store(kv, expected_network=expected, submit_precheck=pool.submit)
     finally:
         kv.close()
         pool.close()

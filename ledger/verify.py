@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 from ledger import codec
-from ledger.block import BlockHeader, OrderedBatch
+from ledger.block import BlockHeader, ChainHead, OrderedBatch
 from ledger.checkpoint import SignedCheckpoint
 from ledger.errors import EncodingError, LedgerError, StorageError
-from ledger.processor import BatchOrderError, BlockOutcome, Prechecked, build_block, precheck
+from ledger.processor import BatchOrderError, BlockOutcome, Prechecked, build_block, precheck_many
 from ledger.rules.membership import node_key_holder
 from ledger.storage import schema
 from ledger.storage.kv import KeyValueStore
@@ -28,7 +28,7 @@ from ledger.storage.memory import MemoryStore
 
 __all__ = ["Discrepancy", "VerifyReport", "verify_store"]
 
-PrecheckMany = Callable[[list[bytes], bytes], list[Prechecked]]
+SubmitPrecheck = Callable[[list[bytes], bytes], Callable[[], list[Prechecked]]]
 
 
 @dataclass(frozen=True)
@@ -67,11 +67,16 @@ class VerifyReport:
 
 
 def verify_store(
-    kv: KeyValueStore, *, expected_network: bytes | None = None, precheck_many: PrecheckMany | None = None
+    kv: KeyValueStore, *, expected_network: bytes | None = None, submit_precheck: SubmitPrecheck | None = None
 ) -> VerifyReport:
-    """Rebuild the ledger held in ``kv`` from its blocks and report every disagreement."""
+    """Rebuild the ledger held in ``kv`` from its blocks and report every disagreement.
+
+    ``submit_precheck(envelopes, network)`` starts the stateless checks of a block
+    and returns a function that waits for them; a caller with worker processes
+    passes one, so block N+1 is checked while block N is replayed.
+    """
     report = VerifyReport()
-    run_precheck = precheck_many or (lambda envelopes, network: [precheck(e, network) for e in envelopes])
+    run_precheck = submit_precheck or _inline_precheck
     rebuilt = LedgerStore(MemoryStore())
     try:
         headers = _stored_headers(kv, report)
@@ -83,6 +88,11 @@ def verify_store(
     _compare_keys(kv, rebuilt.kv, locator, report)
     _check_checkpoint(kv, rebuilt, report)
     return report
+
+
+def _inline_precheck(envelopes: list[bytes], network: bytes) -> Callable[[], list[Prechecked]]:
+    results = precheck_many(envelopes, network)
+    return lambda: results
 
 
 def _stored_headers(kv: KeyValueStore, report: VerifyReport) -> list[tuple[bytes, BlockHeader | None]]:
@@ -117,20 +127,13 @@ def _replay(
     kv: KeyValueStore,
     headers: list[tuple[bytes, BlockHeader | None]],
     rebuilt: LedgerStore,
-    run_precheck: PrecheckMany,
+    submit_precheck: SubmitPrecheck,
     expected_network: bytes | None,
     report: VerifyReport,
 ) -> None:
-    leaves = _LeafReader(kv)
     log = rebuilt.compact_range()
-    network = expected_network
-    for height, (raw, header) in enumerate(headers):
-        if header is None:
-            return  # nothing after an unreadable header can be placed in the log
-        network = network or header.network
-        envelopes = leaves.take(header.first_index, header.tx_count, height, report)
-        if envelopes is None:
-            return
+    network = expected_network or next((header.network for _, header in headers[:1] if header), None)
+    for height, raw, header, envelopes, prechecked in _blocks_with_prechecks(kv, headers, network, submit_precheck, report):
         batch = OrderedBatch(header.order_seq, header.time, tuple(envelopes))
         try:
             outcome = build_block(
@@ -140,7 +143,7 @@ def _replay(
                 log=log,
                 state=rebuilt.state,
                 is_committed=rebuilt.is_committed,
-                prechecked=run_precheck(envelopes, network),
+                prechecked=prechecked(),
             )
         except BatchOrderError as exc:
             report.discrepancies.append(Discrepancy(schema.block_key(height), str(exc), height=height))
@@ -152,9 +155,33 @@ def _replay(
         rebuilt.append(outcome, sync=False)
         report.blocks += 1
         report.transactions += header.tx_count
-    extra = leaves.leftover()
+    extra = _LeafReader.leftover_after(kv, rebuilt.head())
     if extra is not None:
         report.discrepancies.append(Discrepancy(schema.leaf_key(extra), "leaf beyond the last block", log_index=extra))
+
+
+def _blocks_with_prechecks(
+    kv: KeyValueStore,
+    headers: list[tuple[bytes, BlockHeader | None]],
+    network: bytes | None,
+    submit_precheck: SubmitPrecheck,
+    report: VerifyReport,
+) -> Iterator[tuple[int, bytes, BlockHeader, list[bytes], Callable[[], list[Prechecked]]]]:
+    """Yield each replayable block with its prechecks already started, one block ahead."""
+    leaves = _LeafReader(kv)
+    ahead = None
+    for height, (raw, header) in enumerate(headers):
+        if header is None:
+            break  # nothing after an unreadable header can be placed in the log
+        envelopes = leaves.take(header.first_index, header.tx_count, height, report)
+        if envelopes is None:
+            break
+        started = (height, raw, header, envelopes, submit_precheck(envelopes, network or header.network))
+        if ahead is not None:
+            yield ahead
+        ahead = started
+    if ahead is not None:
+        yield ahead
 
 
 def _explain_header(stored: BlockHeader, outcome: BlockOutcome, report: VerifyReport) -> None:
@@ -205,9 +232,13 @@ class _LeafReader:
         self._next_index = first + count
         return envelopes
 
-    def leftover(self) -> int | None:
-        item = self._pending or next(self._items, None)
-        return None if item is None else schema.decode_leaf_key(item[0])
+    @staticmethod
+    def leftover_after(kv: KeyValueStore, head: ChainHead | None) -> int | None:
+        """The index of the first stored leaf beyond the replayed chain, if any."""
+        start = 0 if head is None else head.tree_size
+        for key, _ in kv.iterate(schema.KeySpace.LEAF.value, schema.leaf_key(start)):
+            return schema.decode_leaf_key(key)
+        return None
 
 
 class _Locator:

@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from ledger.block import ChainHead, OrderedBatch
@@ -24,7 +25,7 @@ from ledger.processor import BlockOutcome, Prechecked, build_block, precheck_man
 from ledger.rules import Code
 from ledger.storage.ledger_store import LedgerStore
 
-__all__ = ["Committer", "PrecheckPool"]
+__all__ = ["Committer", "PendingBlock", "PrecheckPool"]
 
 
 class PrecheckPool:
@@ -44,14 +45,17 @@ class PrecheckPool:
         self._lock = threading.Lock()
 
     def run(self, envelopes: Sequence[bytes], network: bytes) -> list[Prechecked]:
+        return self.submit(envelopes, network)()
+
+    def submit(self, envelopes: Sequence[bytes], network: bytes) -> Callable[[], list[Prechecked]]:
+        """Start checking ``envelopes``; the returned function waits for the results, in order."""
         if len(envelopes) < self.INLINE_BELOW:
-            return precheck_many(envelopes, network)
+            results = precheck_many(envelopes, network)
+            return lambda: results
         chunk = -(-len(envelopes) // self._workers)
-        parts = [envelopes[start : start + chunk] for start in range(0, len(envelopes), chunk)]
-        results: list[Prechecked] = []
-        for part in self._executor().map(precheck_many, parts, [network] * len(parts)):
-            results.extend(part)
-        return results
+        executor = self._executor()
+        futures = [executor.submit(precheck_many, envelopes[start : start + chunk], network) for start in range(0, len(envelopes), chunk)]
+        return lambda: [result for future in futures for result in future.result()]
 
     def _executor(self) -> ProcessPoolExecutor:
         with self._lock:
@@ -86,6 +90,16 @@ def _exit_with_parent(parent_pid: int) -> None:
 
 
 _PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class PendingBlock:
+    """A batch whose stateless checks are running; ``wait`` returns those not cached, in order."""
+
+    batch: OrderedBatch
+    network: bytes
+    cached: list[Prechecked | None]
+    wait: Callable[[], list[Prechecked]]
 
 
 class Committer:
@@ -123,20 +137,29 @@ class Committer:
         """Keep a submission-time precheck so the commit does not verify the signatures again."""
         self._prechecked[envelope] = result
 
+    def begin(self, batch: OrderedBatch, *, network: bytes | None = None) -> PendingBlock:
+        """Start the stateless checks of ``batch`` so they overlap the commit of the block before."""
+        network = network or self._network
+        if network is None:
+            raise ValueError("the first block needs the network id")
+        cached = [self._prechecked.pop(envelope, None) for envelope in batch.envelopes]
+        missing = [envelope for envelope, result in zip(batch.envelopes, cached) if result is None]
+        waiter = self._pool.submit(missing, network) if missing else list
+        return PendingBlock(batch, network, cached, waiter)
+
     def commit(self, batch: OrderedBatch, *, network: bytes | None = None, require_valid: bool = False) -> BlockOutcome:
-        """Build, sign a checkpoint for, and durably store the block for ``batch``.
+        return self.finish(self.begin(batch, network=network), require_valid=require_valid)
+
+    def finish(self, pending: PendingBlock, *, require_valid: bool = False) -> BlockOutcome:
+        """Build, sign a checkpoint for, and durably store the block of a begun batch.
 
         With ``require_valid`` (the genesis block) nothing is stored unless every
         transaction is valid: a peer must not start on a refused genesis.
         """
+        batch, network = pending.batch, pending.network
+        computed = iter(pending.wait())
+        prechecked = [result if result is not None else next(computed) for result in pending.cached]
         with self._lock:
-            network = network or self._network
-            if network is None:
-                raise ValueError("the first block needs the network id")
-            cached = [self._prechecked.pop(envelope, None) for envelope in batch.envelopes]
-            missing = [envelope for envelope, result in zip(batch.envelopes, cached) if result is None]
-            computed = iter(self._pool.run(missing, network)) if missing else iter(())
-            prechecked = [result if result is not None else next(computed) for result in cached]
             outcome = build_block(
                 batch,
                 network=network,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections import defaultdict, deque
 from concurrent.futures import Future, TimeoutError as FutureTimeout
@@ -14,7 +15,7 @@ from ledger.crypto import KeyPair
 from ledger.processor import BlockOutcome
 from ledger.rules import Code
 from ledger.storage.ledger_store import LedgerStore
-from node.committer import Committer, PrecheckPool
+from node.committer import Committer, PendingBlock, PrecheckPool
 from node.ordering.base import Orderer
 
 __all__ = ["Peer", "PeerUnavailable", "SubmitResult"]
@@ -62,6 +63,7 @@ class Peer:
         self._waiters: dict[bytes, deque[Future[SubmitResult]]] = defaultdict(deque)
         self._waiters_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
         self.failure: BaseException | None = None
 
     @property
@@ -78,13 +80,19 @@ class Peer:
         return self.committer.commit(OrderedBatch(0, genesis_time, (genesis_envelope,)), network=network, require_valid=True)
 
     def start(self) -> None:
+        """Two threads: one follows the orderer and starts each batch's stateless checks,
+        the other commits blocks in order — so batch N+1 is checked while block N is written."""
         head = self.committer.head
         if head is None:
             raise PeerUnavailable("bootstrap the genesis block before starting")
-        self._thread = threading.Thread(target=self._commit_loop, args=(head.order_seq,), name="commit", daemon=True)
+        begun: queue.Queue[PendingBlock | None] = queue.Queue(maxsize=2)
+        follower = threading.Thread(target=self._follow_orderer, args=(head.order_seq, begun), name="follow", daemon=True)
+        self._thread = threading.Thread(target=self._commit_loop, args=(begun,), name="commit", daemon=True)
+        follower.start()
         self._thread.start()
 
     def stop(self) -> None:
+        self._stopping.set()
         self.orderer.close()
         if self._thread is not None:
             self._thread.join(timeout=10)
@@ -121,11 +129,21 @@ class Peer:
         except FutureTimeout:
             return SubmitResult(tx_id, "pending", None, "not committed within the timeout; query it later")
 
-    def _commit_loop(self, after_seq: int) -> None:
+    def _follow_orderer(self, after_seq: int, begun: queue.Queue[PendingBlock | None]) -> None:
         try:
             for batch in self.orderer.batches(after_seq):
-                outcome = self.committer.commit(batch)
-                self._notify(outcome)
+                begun.put(self.committer.begin(batch))
+        except BaseException as exc:
+            log.critical("following the orderer failed: %s", exc, exc_info=True)
+        finally:
+            begun.put(None)
+
+    def _commit_loop(self, begun: queue.Queue[PendingBlock | None]) -> None:
+        try:
+            while (pending := begun.get()) is not None:
+                self._notify(self.committer.finish(pending))
+            if not self._stopping.is_set():
+                raise PeerUnavailable("the orderer stream ended while the peer was running")
         except BaseException as exc:  # the node must stop committing, loudly, on any failure
             log.critical("commit loop stopped: %s", exc, exc_info=True)
             self.failure = exc
