@@ -74,7 +74,7 @@ class Peer:
         return network
 
     def bootstrap(self, genesis_envelope: bytes, genesis_time: int, network: bytes) -> BlockOutcome:
-        """Commit block 0 from the genesis transaction; the block's outcome says if it was valid."""
+        """Commit block 0 from the genesis transaction; raises (storing nothing) if it is refused."""
         if self.committer.head is not None:
             raise ValueError("the ledger already has a genesis block")
         return self.committer.commit(OrderedBatch(0, genesis_time, (genesis_envelope,)), network=network, require_valid=True)
