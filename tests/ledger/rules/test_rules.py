@@ -19,12 +19,11 @@ from ledger.block import OrderedBatch
 from ledger.crypto import KeyPair
 from ledger.genesis import genesis_transaction, network_id
 from ledger.genesis import MAX_ORGS
-from ledger.processor import BatchOrderError, BlockOutcome, build_block
+from ledger.processor import BatchOrderError, build_block
 from ledger.rules import Code
 from ledger.rules.engine import MAX_CLOCK_SKEW_MS
-from ledger.storage.ledger_store import LedgerStore
-from ledger.storage.memory import MemoryStore
 from ledger.tx import build_transaction, parse_transaction
+from chain import Chain as LedgerChain
 
 T0 = 1_700_000_000_000
 FIVE_MINUTES_MS = 5 * 60 * 1000
@@ -61,39 +60,9 @@ NETWORK = network_id(GENESIS)
 GENESIS_ENVELOPE = genesis_transaction(GENESIS, [CITYHALL_1, PSB, BANK])
 
 
-class Chain:
-    """A LedgerStore over a MemoryStore, fed batch by batch through the pure block builder."""
-
+class Chain(LedgerChain):
     def __init__(self, network: bytes = NETWORK) -> None:
-        self.store = LedgerStore(MemoryStore())
-        self.network = network
-        self.seq = 0
-
-    def build(self, envelopes: list[bytes], time: int = T0) -> BlockOutcome:
-        self.seq += 1
-        return build_block(
-            OrderedBatch(self.seq, time, tuple(envelopes)),
-            network=self.network,
-            head=self.store.head(),
-            log=self.store.compact_range(),
-            state=self.store.state,
-            is_committed=self.store.is_committed,
-        )
-
-    def commit(self, envelopes: list[bytes], time: int = T0) -> BlockOutcome:
-        outcome = self.build(envelopes, time)
-        self.store.append(outcome)
-        return outcome
-
-    def codes(self, envelopes: list[bytes], time: int = T0) -> list[Code]:
-        return [tx.code for tx in self.commit(envelopes, time).txs]
-
-    def read(self, state_key: bytes):
-        raw = self.store.state.get(state_key)
-        return None if raw is None else codec.decode(raw)
-
-    def state(self) -> dict[bytes, bytes]:
-        return {k[1:]: v for k, v in self.store.kv.iterate(b"s")}
+        super().__init__(network, T0)
 
 
 @pytest.fixture
