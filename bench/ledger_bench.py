@@ -31,39 +31,82 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from client.enrollment import enrollment_transaction, synthetic_national_id
+from ledger import codec
 from ledger.block import OrderedBatch
 from ledger.crypto import KeyPair
 from ledger.genesis import network_id
 from ledger.merkle import ProofBuilder, hash_leaf, verify_consistency, verify_inclusion
 from ledger.storage.leveldb import LevelDBStore
+from ledger.rules.records import commit_record_payload
+from ledger.tx import build_transaction
 from ledger.verify import verify_store
 from node.committer import PrecheckPool
-from node.devnet import create_dev_network, load_node_config
+from node.devnet import NodeConfig, create_dev_network, load_node_config
 from node.peer import Peer
 from node.runtime import clock_ms
 from node.ordering.inprocess import InProcessOrderer
 from ledger.storage.ledger_store import LedgerStore
 
 
-def _make_chunk(arguments: tuple[bytes, bytes, int, int, int]) -> list[bytes]:
-    authority_seed, network, start, count, now = arguments
-    authority = KeyPair.from_seed(authority_seed)
+SIGNATURES = {"enroll": 2, "publish": 1}
+PUBLISHED_TYPE = "vehicle.registration"
+
+
+def _make_chunk(arguments: tuple[str, bytes, bytes, list[bytes], int, int, int]) -> list[bytes]:
+    kind, signer_seed, network, subjects, start, count, now = arguments
+    signer = KeyPair.from_seed(signer_seed)
     rng = random.Random(start)
-    envelopes = []
-    for _ in range(count):
-        envelopes.append(
-            enrollment_transaction(
-                authority, KeyPair.generate(), network, synthetic_national_id(rng), os.urandom(32), time_ms=now
-            )
+    if kind == "enroll":
+        return [
+            enrollment_transaction(signer, KeyPair.generate(), network, synthetic_national_id(rng), os.urandom(32), time_ms=now)
+            for _ in range(count)
+        ]
+    return [
+        build_transaction(
+            signer,
+            network,
+            "record.publish",
+            {
+                "record_id": os.urandom(16),
+                "subject": rng.choice(subjects),
+                "type": PUBLISHED_TYPE,
+                "commitment": commit_record_payload(os.urandom(32), codec.encode({"plate": f"鲁A{rng.randrange(10**5):05d}"})),
+            },
+            time_ms=now,
         )
-    return envelopes
+        for _ in range(count)
+    ]
 
 
-def make_workload(authority: KeyPair, network: bytes, total: int) -> list[bytes]:
+def make_workload(kind: str, signer: KeyPair, network: bytes, total: int, subjects: list[bytes]) -> list[bytes]:
     chunk = 5000
-    jobs = [(authority.seed, network, start, min(chunk, total - start), clock_ms()) for start in range(0, total, chunk)]
+    jobs = [
+        (kind, signer.seed, network, subjects, start, min(chunk, total - start), clock_ms())
+        for start in range(0, total, chunk)
+    ]
     with multiprocessing.Pool() as pool:
         return [envelope for part in pool.map(_make_chunk, jobs) for envelope in part]
+
+
+def publish_setup(config: NodeConfig, network: bytes, citizens: int) -> tuple[list[bytes], list[bytes]]:
+    """A catalogue entry for vehicle registrations and enrolled citizens to publish records about."""
+    bureau = config.admin_key("jinan-bigdata")
+    entry = {
+        "type": PUBLISHED_TYPE,
+        "version": 1,
+        "title": "Motor vehicle registration",
+        "provider": "jinan-psb",
+        "fields": [{"name": "plate", "kind": "identifier"}],
+        "sensitivity": "general",
+    }
+    now = clock_ms()
+    keys = [KeyPair.generate() for _ in range(citizens)]
+    envelopes = [build_transaction(bureau, network, "catalogue.define", {"entry": entry}, time_ms=now)]
+    envelopes += [
+        enrollment_transaction(bureau, key, network, synthetic_national_id(random.Random(n)), os.urandom(32), time_ms=now)
+        for n, key in enumerate(keys)
+    ]
+    return envelopes, [key.public_key for key in keys]
 
 
 def submit_all(peer: Peer, workload: list[bytes], position: int, count: int, args: argparse.Namespace) -> int:
@@ -117,6 +160,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=2000, help="transactions per block")
     parser.add_argument("--window", type=int, default=10000, help="transactions per throughput window")
     parser.add_argument("--peer-sample", type=int, default=20000, help="transactions for the peer-path figure")
+    parser.add_argument("--workload", choices=sorted(SIGNATURES), default="enroll", help="transaction type to commit")
     parser.add_argument("--clients", type=int, default=4, help="submitting threads")
     parser.add_argument("--chunk", type=int, default=500, help="transactions per submission")
     parser.add_argument("--dir", type=Path, default=None, help="data directory (default: a temporary one)")
@@ -127,25 +171,31 @@ def main() -> None:
     config = load_node_config(data_dir)
     network = network_id(config.genesis)
     print(f"machine: {os.cpu_count()} cores; data dir {data_dir}")
-    print(f"signing {sizes[-1] - 1 + args.peer_sample:,} enrollment transactions (2 signatures each) on every core …", flush=True)
-    started = time.perf_counter()
-    workload = make_workload(config.admin_key("jinan-bigdata"), network, sizes[-1] - 1 + args.peer_sample)
-    print(f"  done in {time.perf_counter() - started:.1f} s", flush=True)
-
     store = LedgerStore(LevelDBStore(config.ledger_path))
     peer = Peer(store, InProcessOrderer(max_batch_txs=args.batch), node_id=config.node_id, node_key=config.node_key, clock_ms=clock_ms)
     peer.bootstrap(config.genesis_envelope, config.genesis["time"], network)
+    subjects: list[bytes] = []
+    if args.workload == "publish":
+        setup, subjects = publish_setup(config, network, 1000)
+        peer.committer.commit(OrderedBatch(1, clock_ms(), tuple(setup)))
+    signatures = SIGNATURES[args.workload]
+    signer = config.admin_key("jinan-bigdata" if args.workload == "enroll" else "jinan-psb")
+    total = sizes[-1] - store.head().tree_size + args.peer_sample
+    print(f"workload: {total:,} {args.workload} transactions ({signatures} signature(s) each), signed on every core …", flush=True)
+    started = time.perf_counter()
+    workload = make_workload(args.workload, signer, network, total, subjects)
+    print(f"  done in {time.perf_counter() - started:.1f} s", flush=True)
     rng = random.Random(7)
     print(f"\n(a) committer: ordered batches of {args.batch} → durable blocks (decode + signatures in {os.cpu_count()} worker processes)")
     print(f"{'log size':>10} {'window':>14} {'median tx/s':>12} {'min tx/s':>9} {'signatures/s':>13}")
     counts: list[int] = []
-    log_size = 1  # the genesis transaction
+    log_size = store.head().tree_size
     for size in sizes:
         while log_size < size:
             counts.append(min(args.batch, size - log_size))
             log_size += counts[-1]
     batches, position = [], 0
-    for seq, count in enumerate(counts, start=1):
+    for seq, count in enumerate(counts, start=store.head().order_seq + 1):
         batches.append(OrderedBatch(seq, clock_ms(), tuple(workload[position : position + count])))
         position += count
     committer = peer.committer
@@ -163,7 +213,7 @@ def main() -> None:
     for size in sizes:
         window = [rate for end, rate in block_rates if size - args.window < end <= size]
         median = statistics.median(window)
-        print(f"{size:>10,} {f'last {args.window:,}':>14} {median:>12,.0f} {min(window):>9,.0f} {2 * median:>13,.0f}", flush=True)
+        print(f"{size:>10,} {f'last {args.window:,}':>14} {median:>12,.0f} {min(window):>9,.0f} {signatures * median:>13,.0f}", flush=True)
     elapsed = time.perf_counter() - total_started
     print(f"overall: {position:,} tx in {elapsed:.1f} s = {position / elapsed:,.0f} tx/s")
 

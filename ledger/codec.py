@@ -56,22 +56,38 @@ def decode(data: bytes) -> Value:
     return value
 
 
+_LEAVES = frozenset({bytes, str, bool, type(None)})
+
+
 def _check_model(value: Any, depth: int) -> None:
-    if depth > _MAX_DEPTH:
-        raise EncodingError(f"nesting deeper than {_MAX_DEPTH}")
+    """Reject anything outside the data model; leaves are checked inline (this is a hot path)."""
     kind = type(value)
-    if kind is int:
-        if not _MIN_NINT <= value <= _MAX_UINT:
-            raise EncodingError(f"integer {value} outside the 64-bit CBOR range")
-    elif kind is bytes or kind is str or kind is bool or value is None:
+    if kind in _LEAVES:
         return
-    elif kind is list:
-        for item in value:
-            _check_model(item, depth + 1)
+    if kind is int:
+        _check_int(value)
+        return
+    if depth >= _MAX_DEPTH:
+        raise EncodingError(f"nesting deeper than {_MAX_DEPTH}")
+    if kind is list:
+        items = value
     elif kind is dict:
-        for key, item in value.items():
+        for key in value:
             if type(key) is not str:
                 raise EncodingError(f"map key {key!r} is not text")
-            _check_model(item, depth + 1)
+        items = value.values()
     else:
         raise EncodingError(f"{kind.__name__} is not in the canonical data model")
+    for item in items:
+        item_kind = type(item)
+        if item_kind in _LEAVES:
+            continue
+        if item_kind is int:
+            _check_int(item)
+        else:
+            _check_model(item, depth + 1)
+
+
+def _check_int(value: int) -> None:
+    if not _MIN_NINT <= value <= _MAX_UINT:
+        raise EncodingError(f"integer {value} outside the 64-bit CBOR range")
