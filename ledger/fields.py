@@ -83,7 +83,7 @@ class Choice:
     options: frozenset[str]
 
     def __call__(self, value: Any, where: str) -> None:
-        if value not in self.options:
+        if type(value) is not str or value not in self.options:
             raise _fail(where, f"{value!r} is not one of {sorted(self.options)}")
 
 

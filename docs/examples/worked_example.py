@@ -6,7 +6,8 @@ Everything is fixed (seeds, nonces, times), and Ed25519 signatures are
 deterministic, so the output is the same on every run and every machine.
 The script builds a one-organization network, its genesis block, one block with
 a `policy.set` transaction (and the same envelope again, to show a refused
-duplicate: only a VALID transaction takes its id), and a checkpoint; it cross-checks the ledger code against
+duplicate: only a VALID transaction takes its id), a checkpoint, and the
+national-ID and record commitments and record keys of §11.6-11.7; it cross-checks the ledger code against
 independent re-computations (hashlib, the RFC 6962 definitions) as it goes.
 It does not touch any data directory: the store is in memory.
 """
@@ -23,6 +24,7 @@ from ledger.genesis import genesis_to_json, network_id
 from ledger.identity import CONTEXT_NATIONAL_ID, commit_national_id
 from ledger.merkle import hash_children, hash_leaf, verify_consistency, verify_inclusion
 from ledger.processor import build_block, state_hash
+from ledger.rules.records import CONTEXT_RECORD_COMMITMENT, commit_record_payload, record_key, record_version_key
 from ledger.storage.ledger_store import LedgerStore
 from ledger.storage.memory import MemoryStore
 from ledger.tx import build_transaction, parse_transaction
@@ -265,6 +267,23 @@ def main() -> None:
     show("id", national_id)
     show("salt", salt)
     show("commitment = SHA-256(CONTEXT_NATIONAL_ID || salt || id)", commitment)
+
+    print("\n== Record commitment and record keys ==")
+    record_context = b"quancheng-ledger/v1/record\x00"  # written out independently of the code
+    assert CONTEXT_RECORD_COMMITMENT == record_context
+    payload = codec.encode({"plate": "鲁A12345"})
+    record_commitment = commit_record_payload(salt, payload)
+    assert record_commitment == hashlib.sha256(record_context + salt + payload).digest()
+    record_id = bytes(range(16))
+    assert record_key(record_id) == b"record/" + record_id
+    assert record_version_key(record_id, 2) == b"record/" + record_id + b"/" + (2).to_bytes(4, "big")
+    show("CONTEXT_RECORD_COMMITMENT", record_context)
+    show("enc(payload)", payload)
+    show("salt", salt)
+    show("commitment = SHA-256(CONTEXT_RECORD_COMMITMENT || salt || enc(payload))", record_commitment)
+    show("record id", record_id)
+    show("record/<id>", record_key(record_id))
+    show("record/<id>/u32(2)", record_version_key(record_id, 2))
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ class Code(IntEnum):
     NOT_FOUND = 11
     POLICY_NOT_MET = 12
     GENESIS_ONLY = 13
+    RULE_FAILED = 14
 
 
 class RuleViolation(Exception):
@@ -181,5 +182,7 @@ def apply_transaction(
         rule.apply(Context(tx, scratch, signer, height, block_time, log_index))
     except RuleViolation as violation:
         return violation.code, str(violation)
+    except Exception as exc:  # a rule defect must refuse one transaction, never halt every peer
+        return Code.RULE_FAILED, f"{tx.type} could not be applied ({type(exc).__name__}); report this as a defect"
     scratch.merge_into(state)
     return Code.VALID, ""

@@ -215,3 +215,25 @@ def test_versions_form_one_line_whatever_order_corrections_arrive_in(claimed_ver
     assert chain.read(record_key(record_id))["version"] == current
     statuses = [chain.read(record_version_key(record_id, v))["status"] for v in range(1, current + 1)]
     assert statuses == ["superseded"] * (current - 1) + ["current"]
+
+
+@pytest.mark.parametrize("bad", [[], {}, 3, b"general", None])
+def test_a_choice_field_of_the_wrong_type_is_refused_not_fatal(chain, bad):
+    """A signed payload with an array where a choice is expected must not stop block building."""
+    assert chain.codes([tx(BUREAU, "catalogue.define", {"entry": entry("x.y", "civil", sensitivity=bad)})]) == [Code.BAD_PAYLOAD]
+    roles_payload = {"org": {"id": "x", "name": "x", "roles": [[]], "admin_keys": [key(70).public_key], "nodes": []}}
+    assert chain.codes([tx(BUREAU, "org.upsert", roles_payload, cosigners=[PSB])]) == [Code.BAD_PAYLOAD]
+
+
+def test_a_defect_inside_a_rule_refuses_the_transaction_and_the_chain_goes_on(chain, monkeypatch):
+    from ledger.rules import engine
+
+    def broken(ctx):
+        raise KeyError("defect")
+
+    rule = engine.RULES["record.withdraw"]
+    monkeypatch.setitem(engine.RULES, "record.withdraw", engine.Rule(rule.tx_type, rule.payload, rule.roles, broken))
+    record_id = b"\x0c" * 16
+    outcome = chain.commit([publish(record_id), tx(PSB, "record.withdraw", {"record_id": record_id, "reason": "x"}), publish(b"\x0d" * 16)])
+    assert [t.code for t in outcome.txs] == [Code.VALID, Code.RULE_FAILED, Code.VALID]
+    assert chain.read(record_key(record_id))["status"] == "active"
