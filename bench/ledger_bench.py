@@ -1,12 +1,15 @@
 """Ledger core benchmark: commit throughput, proof times and verify rate as the log grows.
 
-    make bench                                   # sizes 10^4, 10^5, 10^6
-    make bench BENCH_ARGS="--sizes 10000,100000"  # quicker
+    make bench                                      # sizes 10^4, 10^5, 10^6
+    make bench BENCH_ARGS="--workload publish"      # single-signature transactions
+    make bench BENCH_ARGS="--sizes 10000,100000"    # quicker
 
 What is measured (one node, LevelDB, synced writes, the embedded committer):
-- commit throughput of signed transactions: pre-signed ``citizen.enroll``
-  envelopes (two Ed25519 signatures each: the identity authority's and the
-  citizen's). (a) the committer alone: ordered batches in, each decoded, every
+- commit throughput of signed transactions, pre-signed: ``--workload enroll``
+  (``citizen.enroll``, two Ed25519 signatures: the identity authority's and the
+  citizen's) or ``--workload publish`` (``record.publish`` by the vehicle
+  registration provider, one signature, about 1,000 enrolled subjects).
+  (a) the committer alone: ordered batches in, each decoded, every
   signature verified (worker processes), rules applied, Merkle tree appended, block
   written in one synced LevelDB batch — median of per-block rates over the
   last ``--window`` transactions before each size; (b) the whole peer: the same
@@ -36,6 +39,7 @@ from ledger.block import OrderedBatch
 from ledger.crypto import KeyPair
 from ledger.genesis import network_id
 from ledger.merkle import ProofBuilder, hash_leaf, verify_consistency, verify_inclusion
+from ledger.storage.ledger_store import LedgerStore
 from ledger.storage.leveldb import LevelDBStore
 from ledger.rules.records import commit_record_payload
 from ledger.tx import build_transaction
@@ -43,9 +47,8 @@ from ledger.verify import verify_store
 from node.committer import PrecheckPool
 from node.devnet import NodeConfig, create_dev_network, load_node_config
 from node.peer import Peer
-from node.runtime import clock_ms
 from node.ordering.inprocess import InProcessOrderer
-from ledger.storage.ledger_store import LedgerStore
+from node.runtime import clock_ms
 
 
 SIGNATURES = {"enroll": 2, "publish": 1}

@@ -22,7 +22,7 @@ import struct
 from typing import Any
 
 from ledger.crypto import sha256
-from ledger.fields import Bytes, Choice, Optional, Text, UInt
+from ledger.fields import Bytes, Optional, Text, UInt
 from ledger.genesis import Role
 from ledger.rules.catalogue import read_catalogue_entry
 from ledger.rules.engine import Code, Context, RuleViolation, register
