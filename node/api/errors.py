@@ -12,6 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ledger.errors import ProofError
+
 __all__ = ["ApiError", "install_error_handlers"]
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
         return _body(exc.code, exc.message, exc.status)
+
+    @app.exception_handler(ProofError)
+    async def proof_error(_: Request, exc: ProofError) -> JSONResponse:
+        return _body("invalid_argument", str(exc), 400)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from ledger.errors import ProofError
 from ledger.merkle import ProofBuilder, hash_leaf
 from node.api.dependencies import committed_head, get_peer
 from node.api.errors import ApiError
@@ -67,18 +66,22 @@ def get_entries(
     }
 
 
+def proof_builder(peer: PeerDep) -> ProofBuilder:
+    """Proofs for any size up to the committed log (a ProofError answers invalid_argument)."""
+    return ProofBuilder(peer.store, tree_size=committed_head(peer).tree_size)
+
+
+BuilderDep = Annotated[ProofBuilder, Depends(proof_builder)]
+
+
 @router.get("/proof/inclusion")
 def get_inclusion_proof(
     peer: PeerDep,
+    builder: BuilderDep,
     index: Annotated[int, Query(ge=0)],
     tree_size: Annotated[int, Query(ge=1)],
 ) -> dict:
-    size = committed_head(peer).tree_size
-    builder = ProofBuilder(peer.store, tree_size=size)
-    try:
-        path = builder.inclusion_proof(index, tree_size)
-    except ProofError as exc:
-        raise ApiError("invalid_argument", str(exc)) from None
+    path = builder.inclusion_proof(index, tree_size)
     return {
         "index": index,
         "tree_size": tree_size,
@@ -89,16 +92,11 @@ def get_inclusion_proof(
 
 @router.get("/proof/consistency")
 def get_consistency_proof(
-    peer: PeerDep,
+    builder: BuilderDep,
     first: Annotated[int, Query(ge=1)],
     second: Annotated[int, Query(ge=1)],
 ) -> dict:
-    size = committed_head(peer).tree_size
-    builder = ProofBuilder(peer.store, tree_size=size)
-    try:
-        proof = builder.consistency_proof(first, second)
-    except ProofError as exc:
-        raise ApiError("invalid_argument", str(exc)) from None
+    proof = builder.consistency_proof(first, second)
     return {"first": first, "second": second, "consistency": [node.hex() for node in proof]}
 
 
