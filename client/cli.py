@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Annotated
@@ -89,11 +90,16 @@ def verify(
         raise typer.Exit(2)
     pool = PrecheckPool()
     started = time.perf_counter()
-    try:
-        report = verify_store(kv, expected_network=expected, submit_precheck=pool.submit)
-    finally:
-        kv.close()
-        pool.close()
+    # The rebuild goes to a scratch LevelDB next to nothing else, so memory stays bounded
+    # however long the ledger is.
+    with tempfile.TemporaryDirectory(prefix="qcl-verify-") as scratch_dir:
+        scratch = LevelDBStore(Path(scratch_dir) / "rebuilt")
+        try:
+            report = verify_store(kv, expected_network=expected, submit_precheck=pool.submit, scratch=scratch)
+        finally:
+            scratch.close()
+            kv.close()
+            pool.close()
     seconds = time.perf_counter() - started
     summary = {
         "ok": report.ok,

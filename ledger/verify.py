@@ -67,17 +67,23 @@ class VerifyReport:
 
 
 def verify_store(
-    kv: KeyValueStore, *, expected_network: bytes | None = None, submit_precheck: SubmitPrecheck | None = None
+    kv: KeyValueStore,
+    *,
+    expected_network: bytes | None = None,
+    submit_precheck: SubmitPrecheck | None = None,
+    scratch: KeyValueStore | None = None,
 ) -> VerifyReport:
     """Rebuild the ledger held in ``kv`` from its blocks and report every disagreement.
 
     ``submit_precheck(envelopes, network)`` starts the stateless checks of a block
     and returns a function that waits for them; a caller with worker processes
     passes one, so block N+1 is checked while block N is replayed.
+    ``scratch`` is an empty store to rebuild into (default: in memory); a large
+    ledger passes a temporary on-disk store so memory stays bounded.
     """
     report = VerifyReport()
     run_precheck = submit_precheck or _inline_precheck
-    rebuilt = LedgerStore(MemoryStore())
+    rebuilt = LedgerStore(scratch if scratch is not None else MemoryStore())
     try:
         headers = _stored_headers(kv, report)
         _replay(kv, headers, rebuilt, run_precheck, expected_network, report)
