@@ -92,7 +92,7 @@ def verify_store(
         return report
     locator = _Locator(rebuilt)
     _compare_keys(kv, rebuilt.kv, locator, report)
-    _check_checkpoint(kv, rebuilt, report)
+    _check_checkpoints(kv, rebuilt, report)
     return report
 
 
@@ -295,8 +295,8 @@ def _compare_keys(kv: KeyValueStore, rebuilt: KeyValueStore, locator: _Locator, 
     stored = next(stored_items, None)
     expected = next(rebuilt_items, None)
     while stored is not None or expected is not None:
-        if stored is not None and stored[0] == schema.META_CHECKPOINT:
-            stored = next(stored_items, None)  # checked on its own: it is signed, not derived
+        if stored is not None and stored[0][:1] == schema.KeySpace.CHECKPOINT.value:
+            stored = next(stored_items, None)  # checked on their own: signed, not derived
             continue
         report.keys_compared += 1
         if expected is None or (stored is not None and stored[0] < expected[0]):
@@ -318,31 +318,42 @@ def _record(report: VerifyReport, locator: _Locator, key: bytes, stored_value: b
     report.discrepancies.append(Discrepancy(key, f"{space}: {what}", height, position, log_index))
 
 
-def _check_checkpoint(kv: KeyValueStore, rebuilt: LedgerStore, report: VerifyReport) -> None:
-    raw = kv.get(schema.META_CHECKPOINT)
-    if raw is None:
-        return
-    key = schema.META_CHECKPOINT
+def _check_checkpoints(kv: KeyValueStore, rebuilt: LedgerStore, report: VerifyReport) -> None:
+    """Every block has this node's checkpoint; each is well signed and agrees with its block."""
+    head = rebuilt.head()
+    signed_heights = set()
+    for key, raw in kv.iterate(schema.KeySpace.CHECKPOINT.value):
+        height = schema.decode_block_key(key)
+        signed_heights.add(height)
+        _check_checkpoint(key, height, raw, rebuilt, report)
+    for height in range(0 if head is None else head.height + 1):
+        if height not in signed_heights:
+            report.discrepancies.append(Discrepancy(schema.checkpoint_key(height), "checkpoint missing", height=height))
+
+
+def _check_checkpoint(key: bytes, height: int, raw: bytes, rebuilt: LedgerStore, report: VerifyReport) -> None:
     try:
         signed = SignedCheckpoint.decode(raw)
         signed.verify()
     except LedgerError as exc:
-        report.discrepancies.append(Discrepancy(key, f"checkpoint: {exc}"))
+        report.discrepancies.append(Discrepancy(key, f"checkpoint: {exc}", height=height))
         return
     checkpoint = signed.checkpoint
     if rebuilt.head() is not None and checkpoint.network != rebuilt.header(0).network:
-        report.discrepancies.append(Discrepancy(key, "checkpoint names another network"))
+        report.discrepancies.append(Discrepancy(key, "checkpoint names another network", height=height))
     holder = rebuilt.state.get(node_key_holder(signed.node_key))
     if holder is None or codec.decode(holder)["node"] != checkpoint.node_id:
-        report.discrepancies.append(Discrepancy(key, f"checkpoint signed by a key that is not node {checkpoint.node_id!r}"))
+        report.discrepancies.append(
+            Discrepancy(key, f"checkpoint signed by a key that is not node {checkpoint.node_id!r}", height=height)
+        )
     try:
         header = rebuilt.header(checkpoint.height)
     except StorageError:
         report.discrepancies.append(Discrepancy(key, f"checkpoint names block {checkpoint.height}, which does not exist"))
         return
-    if (header.tree_size, header.log_root, header.hash()) != (
+    if checkpoint.height != height or (header.tree_size, header.log_root, header.hash()) != (
         checkpoint.tree_size,
         checkpoint.root_hash,
         checkpoint.block_hash,
     ):
-        report.discrepancies.append(Discrepancy(key, "checkpoint disagrees with the block it names", height=checkpoint.height))
+        report.discrepancies.append(Discrepancy(key, "checkpoint disagrees with the block it names", height=height))

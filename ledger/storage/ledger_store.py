@@ -123,9 +123,14 @@ class LedgerStore:
         """Log indexes of the valid transactions that wrote ``state_key``, oldest first."""
         return [schema.decode_history_key(key)[1] for key, _ in self.kv.iterate(schema.history_prefix(state_key))]
 
-    def latest_checkpoint(self) -> SignedCheckpoint | None:
-        raw = self.kv.get(schema.META_CHECKPOINT)
+    def checkpoint(self, height: int) -> SignedCheckpoint | None:
+        """This node's signed checkpoint after block ``height`` (kept for every block)."""
+        raw = self.kv.get(schema.checkpoint_key(height))
         return None if raw is None else SignedCheckpoint.decode(raw)
+
+    def latest_checkpoint(self) -> SignedCheckpoint | None:
+        head = self.head()
+        return None if head is None else self.checkpoint(head.height)
 
     def height_of_log_index(self, log_index: int) -> int:
         """The height of the block holding leaf ``log_index`` (binary search over headers)."""
@@ -170,7 +175,7 @@ class LedgerStore:
             put(schema.node_key(level, index), node_hash)
         put(schema.META_HEAD, encode_head(outcome.head))
         if checkpoint is not None:
-            put(schema.META_CHECKPOINT, checkpoint.encode())
+            put(schema.checkpoint_key(header.height), checkpoint.encode())
         self.kv.write(batch, sync=sync)
 
     def close(self) -> None:

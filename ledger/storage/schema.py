@@ -5,7 +5,6 @@ spirit of Fabric's kvledger (block store, tx index, state DB, history DB):
 
     0x00 'format'            → format version (ASCII decimal)
     0x00 'head'              → CBOR {height, block_hash, tree_size, order_seq, time}
-    0x00 'checkpoint'        → this node's latest signed checkpoint
     'b' ‖ u64 height         → block header bytes
     'h' ‖ block hash         → u64 height
     'l' ‖ u64 log index      → leaf: the transaction envelope bytes
@@ -13,6 +12,7 @@ spirit of Fabric's kvledger (block store, tx index, state DB, history DB):
     's' ‖ state key          → state value (canonical CBOR)
     'v' ‖ u16 len ‖ state key ‖ u64 log index → b"" (history: which tx wrote the key)
     'n' ‖ u8 level ‖ u64 index → 32-byte Merkle node (root of a perfect subtree)
+    'c' ‖ u64 height         → this node's signed checkpoint after that block
 
 Integers are big-endian so byte order equals numeric order for scans.
 """
@@ -25,7 +25,7 @@ from enum import Enum
 __all__ = [
     "FORMAT_VERSION",
     "KeySpace",
-    "META_CHECKPOINT",
+    "checkpoint_key",
     "META_FORMAT",
     "META_HEAD",
     "block_hash_key",
@@ -42,7 +42,7 @@ __all__ = [
     "txid_key",
 ]
 
-FORMAT_VERSION = b"1"
+FORMAT_VERSION = b"2"  # 2: one signed checkpoint per block, under "c"
 
 _U64 = struct.Struct(">Q")
 _U16 = struct.Struct(">H")
@@ -58,11 +58,11 @@ class KeySpace(bytes, Enum):
     STATE = b"s"
     HISTORY = b"v"
     NODE = b"n"
+    CHECKPOINT = b"c"
 
 
 META_FORMAT = b"\x00format"
 META_HEAD = b"\x00head"
-META_CHECKPOINT = b"\x00checkpoint"
 
 
 def block_key(height: int) -> bytes:
@@ -71,6 +71,10 @@ def block_key(height: int) -> bytes:
 
 def decode_block_key(key: bytes) -> int:
     return _U64.unpack(key[1:])[0]
+
+
+def checkpoint_key(height: int) -> bytes:
+    return b"c" + _U64.pack(height)
 
 
 def block_hash_key(block_hash: bytes) -> bytes:

@@ -162,3 +162,19 @@ def test_submission_errors(client):
     assert_error(client.post("/v1/transactions", json={"nope": 1}), 400, "invalid_argument", "transactions")
     junk, = client.post("/v1/transactions", json={"transactions": [base64.b64encode(b"junk").decode()]}).json()["results"]
     assert (junk["status"], junk["code"]) == ("rejected", "BAD_ENCODING")
+
+
+def test_every_block_keeps_its_signed_checkpoint(client, make_enrollments):
+    submit(client, make_enrollments(3))
+    submit(client, make_enrollments(4))
+    latest = checkpoint(client).checkpoint
+    sizes = []
+    for height in range(latest.height + 1):
+        body = client.get("/v1/log/checkpoint", params={"height": height}).json()
+        signed = SignedCheckpoint.decode(base64.b64decode(body["encoded"]))
+        signed.verify()
+        block = client.get(f"/v1/log/blocks/{height}").json()
+        assert (signed.checkpoint.height, signed.checkpoint.block_hash.hex()) == (height, block["hash"])
+        sizes.append(signed.checkpoint.tree_size)
+    assert sizes == sorted(sizes) and sizes[-1] == latest.tree_size
+    assert_error(client.get("/v1/log/checkpoint", params={"height": latest.height + 1}), 404, "not_found", "no block")

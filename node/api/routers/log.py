@@ -20,9 +20,14 @@ PeerDep = Annotated[Peer, Depends(get_peer)]
 
 
 @router.get("/checkpoint")
-def get_checkpoint(peer: PeerDep) -> dict:
-    """The latest checkpoint this node signed, with the exact signed bytes."""
-    signed = peer.store.latest_checkpoint()
+def get_checkpoint(peer: PeerDep, height: Annotated[int | None, Query(ge=0)] = None) -> dict:
+    """The checkpoint this node signed after block ``height`` (default: the latest), with the signed bytes."""
+    if height is None:
+        signed = peer.store.latest_checkpoint()
+    elif height > committed_head(peer).height:
+        raise ApiError("not_found", f"no block {height}; the chain height is {committed_head(peer).height}")
+    else:
+        signed = peer.store.checkpoint(height)
     if signed is None:
         raise ApiError("unavailable", "no checkpoint has been signed yet")
     checkpoint = signed.checkpoint

@@ -71,8 +71,8 @@ def test_hash_txid_and_state_key_layouts(digest, state_key):
 
 
 def test_meta_keys_and_key_spaces():
-    assert (schema.META_FORMAT, schema.META_HEAD, schema.META_CHECKPOINT) == (b"\x00format", b"\x00head", b"\x00checkpoint")
-    assert {space.value for space in schema.KeySpace} == {b"\x00", b"b", b"h", b"l", b"t", b"s", b"v", b"n"}
+    assert (schema.META_FORMAT, schema.META_HEAD) == (b"\x00format", b"\x00head")
+    assert {space.value for space in schema.KeySpace} == {b"\x00", b"b", b"h", b"l", b"t", b"s", b"v", b"n", b"c"}
     assert schema.FORMAT_VERSION.isdigit()
 
 
