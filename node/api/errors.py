@@ -61,9 +61,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        codes = {404: "not_found", 405: "method_not_allowed"}
-        code = codes.get(exc.status_code, "bad_request")
-        return _body(code, str(exc.detail), ApiError.STATUS[code])
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large", 503: "unavailable"}
+        code = codes.get(exc.status_code, "bad_request" if exc.status_code < 500 else "internal")
+        return _body(code, str(exc.detail), exc.status_code)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

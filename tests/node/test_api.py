@@ -178,3 +178,7 @@ def test_every_block_keeps_its_signed_checkpoint(client, make_enrollments):
         sizes.append(signed.checkpoint.tree_size)
     assert sizes == sorted(sizes) and sizes[-1] == latest.tree_size
     assert_error(client.get("/v1/log/checkpoint", params={"height": latest.height + 1}), 404, "not_found", "no block")
+
+
+def test_framework_errors_keep_their_status(client):
+    assert_error(client.delete("/v1/network"), 405, "method_not_allowed", "")
