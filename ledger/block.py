@@ -101,7 +101,3 @@ class ChainHead:
     tree_size: int
     order_seq: int
     time: int
-
-    @classmethod
-    def of(cls, header: BlockHeader) -> ChainHead:
-        return cls(header.height, header.hash(), header.tree_size, header.order_seq, header.time)

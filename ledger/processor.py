@@ -141,12 +141,10 @@ def build_block(
         if tx.tx_id in seen_here or is_committed(tx.tx_id):
             outcomes.append(TxOutcome(tx.tx_id, log_index, Code.DUPLICATE_TXID, "transaction id already committed", False))
             continue
-        tx_state = block_state.child()
-        code, reason = apply_transaction(tx, tx_state, height=height, block_time=batch.time, log_index=log_index)
+        code, reason, writes = apply_transaction(tx, block_state, height=height, block_time=batch.time, log_index=log_index)
         if code is Code.VALID:
             seen_here.add(tx.tx_id)
-            history.extend((key, log_index) for key in tx_state.writes)
-            tx_state.merge_into(block_state)
+            history.extend((key, log_index) for key in writes)
         outcomes.append(TxOutcome(tx.tx_id, log_index, code, reason, True))
     header = BlockHeader(
         network=network,

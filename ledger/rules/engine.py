@@ -158,31 +158,38 @@ def _org_roles(raw_org: bytes) -> frozenset[Role]:
 
 def apply_transaction(
     tx: Transaction, state: StateOverlay, *, height: int, block_time: int, log_index: int
-) -> tuple[Code, str]:
-    """Validate ``tx`` against ``state`` and, if valid, merge its writes into ``state``."""
+) -> tuple[Code, str, dict[bytes, bytes | None]]:
+    """Validate ``tx`` against ``state`` and, if valid, merge its writes into ``state``.
+
+    Returns the code, the reason for a refusal, and the writes made (empty when refused).
+    """
     if (height == 0) != (tx.type == GENESIS_TYPE):
-        return Code.GENESIS_ONLY, "block 0 holds exactly the genesis transaction, and only block 0 may"
+        return Code.GENESIS_ONLY, "block 0 holds exactly the genesis transaction, and only block 0 may", {}
     rule = RULES.get(tx.type)
     if rule is None:
-        return Code.UNKNOWN_TYPE, f"unknown transaction type {tx.type!r}"
+        return Code.UNKNOWN_TYPE, f"unknown transaction type {tx.type!r}", {}
     if abs(tx.time - block_time) > MAX_CLOCK_SKEW_MS:
-        return Code.TIME_SKEW, f"transaction time {tx.time} is more than {MAX_CLOCK_SKEW_MS} ms from block time {block_time}"
+        return (
+            Code.TIME_SKEW,
+            f"transaction time {tx.time} is more than {MAX_CLOCK_SKEW_MS} ms from block time {block_time}",
+            {},
+        )
     try:
         check_map(tx.payload, rule.payload, "payload")
     except EncodingError as exc:
-        return Code.BAD_PAYLOAD, str(exc)
+        return Code.BAD_PAYLOAD, str(exc), {}
     signer = resolve_signer(state, tx.signer)
     if rule.needs_known_signer and signer is None:
-        return Code.UNKNOWN_SIGNER, f"signer {tx.signer.hex()} is not a member of the network"
+        return Code.UNKNOWN_SIGNER, f"signer {tx.signer.hex()} is not a member of the network", {}
     if rule.roles and (signer is None or not rule.roles & signer.roles):
         wanted = ", ".join(sorted(role.value for role in rule.roles))
-        return Code.FORBIDDEN, f"{tx.type} needs a signer whose organization holds one of: {wanted}"
+        return Code.FORBIDDEN, f"{tx.type} needs a signer whose organization holds one of: {wanted}", {}
     scratch = state.child()
     try:
         rule.apply(Context(tx, scratch, signer, height, block_time, log_index))
     except RuleViolation as violation:
-        return violation.code, str(violation)
+        return violation.code, str(violation), {}
     except Exception as exc:  # a rule defect must refuse one transaction, never halt every peer
-        return Code.RULE_FAILED, f"{tx.type} could not be applied ({type(exc).__name__}); report this as a defect"
+        return Code.RULE_FAILED, f"{tx.type} could not be applied ({type(exc).__name__}); report this as a defect", {}
     scratch.merge_into(state)
-    return Code.VALID, ""
+    return Code.VALID, "", scratch.writes

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Annotated
+
+from fastapi import Depends, Request
 
 from ledger.block import ChainHead
 from node.api.errors import ApiError
 from node.peer import Peer
 
-__all__ = ["committed_head", "get_peer"]
+__all__ = ["PeerDep", "committed_head", "get_peer"]
 
 
 def get_peer(request: Request) -> Peer:
@@ -16,6 +18,9 @@ def get_peer(request: Request) -> Peer:
     if peer.failure is not None:
         raise ApiError("unavailable", "the node stopped committing after an internal failure; see its log")
     return peer
+
+
+PeerDep = Annotated[Peer, Depends(get_peer)]
 
 
 def committed_head(peer: Peer) -> ChainHead:

@@ -7,16 +7,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from ledger.block import BlockHeader
 from ledger.merkle import ProofBuilder, hash_leaf
-from node.api.dependencies import committed_head, get_peer
+from node.api.dependencies import PeerDep, committed_head
 from node.api.errors import ApiError
-from node.peer import Peer
 
 router = APIRouter(prefix="/v1/log", tags=["log"])
 
 MAX_ENTRIES_PER_PAGE = 1000
 
-PeerDep = Annotated[Peer, Depends(get_peer)]
 
 
 @router.get("/checkpoint")
@@ -24,9 +23,10 @@ def get_checkpoint(peer: PeerDep, height: Annotated[int | None, Query(ge=0)] = N
     """The checkpoint this node signed after block ``height`` (default: the latest), with the signed bytes."""
     if height is None:
         signed = peer.store.latest_checkpoint()
-    elif height > committed_head(peer).height:
-        raise ApiError("not_found", f"no block {height}; the chain height is {committed_head(peer).height}")
     else:
+        chain_height = committed_head(peer).height
+        if height > chain_height:
+            raise ApiError("not_found", f"no block {height}; the chain height is {chain_height}")
         signed = peer.store.checkpoint(height)
     if signed is None:
         raise ApiError("unavailable", "no checkpoint has been signed yet")
@@ -112,7 +112,7 @@ def get_block(peer: PeerDep, height: int) -> dict:
     if not 0 <= height <= head.height:
         raise ApiError("not_found", f"no block {height}; the chain height is {head.height}")
     raw = peer.store.header_bytes(height)
-    header = peer.store.header(height)
+    header = BlockHeader.decode(raw)
     return {
         "version": header.version,
         "network": header.network.hex(),

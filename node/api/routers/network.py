@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
 from ledger import codec
 from ledger.rules.engine import org_key
 from ledger.rules.membership import ORGS_KEY, POLICY_KEY
-from node.api.dependencies import committed_head, get_peer
-from node.peer import Peer
+from node.api.dependencies import PeerDep, committed_head
 
 router = APIRouter(prefix="/v1", tags=["network"])
 
 
 @router.get("/network")
-def get_network(peer: Annotated[Peer, Depends(get_peer)]) -> dict:
+def get_network(peer: PeerDep) -> dict:
     head = committed_head(peer)
     state = peer.store.state
     policy = codec.decode(state.get(POLICY_KEY))

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from ledger.tx import MAX_ENVELOPE_SIZE
-from node.api.dependencies import get_peer
+from node.api.dependencies import PeerDep
 from node.api.errors import ApiError
-from node.peer import Peer, PeerUnavailable, SubmitResult
+from node.peer import PeerUnavailable, SubmitResult
 
 router = APIRouter(prefix="/v1/transactions", tags=["transactions"])
 
 MAX_TRANSACTIONS_PER_REQUEST = 5000
-PeerDep = Annotated[Peer, Depends(get_peer)]
 
 
 class SubmitRequest(BaseModel):
