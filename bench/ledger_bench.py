@@ -73,6 +73,7 @@ def _make_chunk(arguments: tuple[str, bytes, bytes, list[bytes], int, int, int])
                 "record_id": os.urandom(16),
                 "subject": rng.choice(subjects),
                 "type": PUBLISHED_TYPE,
+                "as_of": now,
                 "commitment": commit_record_payload(os.urandom(32), codec.encode({"plate": f"鲁A{rng.randrange(10**5):05d}"})),
             },
             time_ms=now,

@@ -38,9 +38,11 @@ def node_start(
 
     from node.api.app import create_app
     from node.runtime import open_peer
+    from node.vault import open_vault
 
     fresh = not (data_dir / "genesis.json").exists()
     peer = open_peer(data_dir)
+    vault = open_vault(data_dir / "vault")
     head = peer.store.head()
     if fresh:
         console.print(f"created a development consortium in {data_dir} (keys in {data_dir / 'keys'})")
@@ -49,9 +51,10 @@ def node_start(
         f"height {head.height}  log size {head.tree_size}"
     )
     try:
-        uvicorn.run(create_app(peer), host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.run(create_app(peer, vault=vault), host=host, port=port, log_level="warning", access_log=False)
     finally:
         peer.stop()
+        vault.close()
 
 
 @app.command("verify")

@@ -2,11 +2,12 @@
 
 It starts a peer with its embedded orderer on a fresh data directory, serves
 the HTTP API on loopback, and then acts only through the SDK, as the members
-would: the identity authority enrolls citizens, forged, replayed and
-unauthorised transactions are refused, a membership change needs 3 of the 10
-founding organizations, and a regulator audits the log from the outside —
-checkpoint signature, every entry against the signed root, inclusion and
-consistency proofs. It ends with ``qcl verify`` over the store.
+would, every request signed by the caller's key: the identity authority
+enrolls citizens, forged, replayed and unauthorised transactions are refused,
+unsigned requests and a citizen reading the whole log are refused, a membership
+change needs 3 of the 10 founding organizations, and a regulator audits the log
+from the outside — checkpoint signature, every entry against the signed root,
+inclusion and consistency proofs. It ends with ``qcl verify`` over the store.
 
     python -m client.demo [--data-dir D] [--port P]
 """
@@ -21,12 +22,13 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import uvicorn
 from rich.console import Console
 from rich.table import Table
 
 from client.enrollment import enrollment_transaction, synthetic_national_id
-from client.sdk import LedgerClient
+from client.sdk import ApiError, LedgerClient
 from ledger import codec
 from ledger.crypto import KeyPair
 from ledger.genesis import Role, network_id
@@ -75,9 +77,11 @@ def run(data_dir: Path, port: int) -> int:
         time.sleep(0.05)
     url = f"http://127.0.0.1:{port}"
     console.print(f"data directory [cyan]{data_dir}[/]  ·  node [cyan]{peer.node_id}[/] serving {url}")
-    client = LedgerClient(url)
+    console.print("every request is signed by the caller's key; this demo acts as the Big Data Bureau's admin "
+                  "(custodian and regulator) unless it says otherwise")
+    client = LedgerClient(url, key=config.admin_key("jinan-bigdata"))
     try:
-        return narrate(client, config)
+        return narrate(client, config, url)
     finally:
         client.close()
         server.should_exit = True
@@ -86,7 +90,7 @@ def run(data_dir: Path, port: int) -> int:
         finish(data_dir, port)
 
 
-def narrate(client: LedgerClient, config) -> int:
+def narrate(client: LedgerClient, config, url: str) -> int:
     network = client.network()
     table = Table("organization", "roles", "peer", header_style="bold")
     for org in network["orgs"]:
@@ -129,6 +133,17 @@ def narrate(client: LedgerClient, config) -> int:
     )
     console.print("Forged ones never reach the orderer; the others stay in their block with a validation code "
                   "and change nothing.")
+    unsigned = httpx.get(f"{url}/v1/log/checkpoint").json()["error"]
+    console.print(f"an unsigned request for the checkpoint: [red]{unsigned['code']}[/] ({unsigned['message']})")
+    with LedgerClient(url, key=citizens[0]) as citizen:
+        try:
+            citizen.entries(0, 1)
+            console.print(f"[red]{CITIZENS[0]} could read the whole log[/]")
+            return 1
+        except ApiError as refused:
+            own = citizen.transaction(parse_transaction(envelopes[0]).tx_id)["status"]
+            console.print(f"{CITIZENS[0]}, signing with their own key, asks for every log entry: [red]{refused.code}[/] "
+                          f"({refused.message}); their own enrollment they may read: {own}")
 
     step("4. Admitting a new insurer: M-of-N organization admins")
     newcomer = KeyPair.generate()
@@ -173,8 +188,9 @@ def finish(data_dir: Path, port: int) -> None:
     console.print(f"{verdict}: {report.blocks} blocks, {report.transactions} transactions, {report.keys_compared} keys")
     step("Keep exploring")
     console.print(f"  .venv/bin/qcl node start --data-dir {data_dir} --port {port}")
-    console.print(f"  curl -s http://127.0.0.1:{port}/v1/log/checkpoint")
-    console.print(f"  curl -s 'http://127.0.0.1:{port}/v1/log/entries?start=0&end=5'")
+    console.print(f"  curl -s http://127.0.0.1:{port}/healthz   (the only endpoint that needs no signature)")
+    console.print("  signed requests from Python (client.sdk.LedgerClient, node.keyfile.load_key):")
+    console.print(f"    LedgerClient('http://127.0.0.1:{port}', key=load_key(Path('{data_dir}/keys/jinan-bigdata.admin.key'))).network()")
     console.print(f"  .venv/bin/qcl verify --data-dir {data_dir}   (with the node stopped)")
 
 

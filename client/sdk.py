@@ -14,11 +14,13 @@ from typing import Any, Sequence
 
 import httpx
 
+from client.auth import RequestSigner
 from ledger.checkpoint import Checkpoint, SignedCheckpoint
+from ledger.crypto import KeyPair
 from ledger.merkle import CompactRange, hash_leaf, verify_consistency, verify_inclusion
 from ledger.errors import RootMismatchError
 
-__all__ = ["ApiError", "LedgerClient", "LogAudit"]
+__all__ = ["ApiError", "LedgerClient", "LogAudit", "TransactionRefused"]
 
 
 class ApiError(Exception):
@@ -31,6 +33,15 @@ class ApiError(Exception):
         self.message = message
 
 
+class TransactionRefused(Exception):
+    """Raised when a submitted transaction was refused (by a rule, or before ordering) or did not commit in time."""
+
+    def __init__(self, result: dict[str, Any]) -> None:
+        super().__init__(f"{result['status']}: {result['code']}: {result['reason']}")
+        self.result = result
+        self.code = result["code"]
+
+
 @dataclass(frozen=True)
 class LogAudit:
     tree_size: int
@@ -39,8 +50,14 @@ class LogAudit:
 
 
 class LedgerClient:
-    def __init__(self, base_url: str, *, timeout_s: float = 60.0, transport: httpx.BaseTransport | None = None) -> None:
-        self._http = httpx.Client(base_url=base_url, timeout=timeout_s, transport=transport)
+    """A node's API as one member sees it: every request is signed with ``key`` (PROTOCOL §10.1)."""
+
+    def __init__(
+        self, base_url: str, *, key: KeyPair, timeout_s: float = 60.0, transport: httpx.BaseTransport | None = None
+    ) -> None:
+        self.key = key
+        self._http = httpx.Client(base_url=base_url, timeout=timeout_s, transport=transport, auth=RequestSigner(key))
+        self._network: dict[str, Any] | None = None
 
     def close(self) -> None:
         self._http.close()
@@ -52,7 +69,12 @@ class LedgerClient:
         self.close()
 
     def _get(self, path: str, **params: Any) -> Any:
-        return self._answer(self._http.get(path, params=params or None))
+        query = {name: value for name, value in params.items() if value is not None}
+        return self._answer(self._http.get(path, params=query or None))
+
+    def _post(self, path: str, body: dict[str, Any], *, timeout_s: float | None = None) -> Any:
+        extra = {} if timeout_s is None else {"timeout": timeout_s}
+        return self._answer(self._http.post(path, json=body, **extra))
 
     @staticmethod
     def _answer(response: httpx.Response) -> Any:
@@ -68,6 +90,13 @@ class LedgerClient:
         payload = {"transactions": [base64.b64encode(e).decode() for e in envelopes], "timeout_ms": timeout_ms}
         return self._answer(self._http.post("/v1/transactions", json=payload))["results"]
 
+    def commit(self, envelope: bytes, *, timeout_ms: int = 30_000) -> dict[str, Any]:
+        """Submit one transaction and return its result once committed; raise TransactionRefused otherwise."""
+        result = self.submit([envelope], timeout_ms=timeout_ms)[0]
+        if result["status"] != "committed":
+            raise TransactionRefused(result)
+        return result
+
     def transaction(self, tx_id: bytes) -> dict[str, Any]:
         return self._get(f"/v1/transactions/{tx_id.hex()}")
 
@@ -75,6 +104,21 @@ class LedgerClient:
 
     def network(self) -> dict[str, Any]:
         return self._get("/v1/network")
+
+    @property
+    def network_id(self) -> bytes:
+        return bytes.fromhex(self._network_info()["network"])
+
+    def node_keys(self) -> dict[bytes, str]:
+        """Public key → node id of every peer the network names (fetched once per client)."""
+        return {
+            bytes.fromhex(node["key"]): node["id"] for org in self._network_info()["orgs"] for node in org["nodes"]
+        }
+
+    def _network_info(self) -> dict[str, Any]:
+        if self._network is None:
+            self._network = self.network()
+        return self._network
 
     def checkpoint(self) -> SignedCheckpoint:
         """The node's latest checkpoint, signature checked (raises CheckpointError if forged)."""
@@ -84,11 +128,15 @@ class LedgerClient:
 
     def entries(self, start: int, end: int) -> list[bytes]:
         """Leaves start..end-1, following the node's page limit."""
-        leaves: list[bytes] = []
-        while start + len(leaves) < end:
-            page = self._get("/v1/log/entries", start=start + len(leaves), end=end)
-            leaves.extend(base64.b64decode(entry) for entry in page["entries"])
-        return leaves
+        return [leaf for leaf, _ in self.entries_with_meta(start, end)]
+
+    def entries_with_meta(self, start: int, end: int) -> list[tuple[bytes, dict[str, Any]]]:
+        """Leaves start..end-1 with each one's block height, block time and validity code."""
+        found: list[tuple[bytes, dict[str, Any]]] = []
+        while start + len(found) < end:
+            page = self._get("/v1/log/entries", start=start + len(found), end=end)
+            found.extend((base64.b64decode(entry), meta) for entry, meta in zip(page["entries"], page["meta"]))
+        return found
 
     def block(self, height: int) -> dict[str, Any]:
         return self._get(f"/v1/log/blocks/{height}")

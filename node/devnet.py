@@ -11,9 +11,18 @@ from pathlib import Path
 
 from ledger.crypto import KeyPair
 from ledger.genesis import Role, genesis_from_json, genesis_to_json, genesis_transaction
+from ledger.tx import build_transaction
 from node.keyfile import load_key, save_key
 
-__all__ = ["DEV_ORGS", "DEV_NODE_ID", "NodeConfig", "create_dev_network", "load_node_config"]
+__all__ = [
+    "DEV_CATALOGUE",
+    "DEV_NODE_ID",
+    "DEV_ORGS",
+    "NodeConfig",
+    "create_dev_network",
+    "dev_catalogue_transactions",
+    "load_node_config",
+]
 
 DEV_NODE_ID = "bigdata-peer0"
 DEV_ORGS: tuple[tuple[str, str, tuple[Role, ...]], ...] = (
@@ -29,6 +38,38 @@ DEV_ORGS: tuple[tuple[str, str, tuple[Role, ...]], ...] = (
     ("pbc-jinan", "People's Bank of China, Jinan branch", (Role.REGULATOR,)),
 )
 DEV_ADMIN_THRESHOLD = 3
+
+
+def _fields(*pairs: str) -> list[dict[str, str]]:
+    return [{"name": name, "kind": kind} for name, kind in (pair.split(":") for pair in pairs)]
+
+
+# The data types the development consortium starts with (defined on chain by the custodian).
+DEV_CATALOGUE: tuple[dict, ...] = (
+    {"type": "vehicle.registration", "title": "Motor vehicle registration", "provider": "jinan-psb", "sensitivity": "general",
+     "fields": _fields("plate:identifier", "vehicle_type:text", "brand:text", "registered:date", "status:text")},
+    {"type": "traffic.violation", "title": "Traffic violations (12 months)", "provider": "jinan-psb", "sensitivity": "general",
+     "fields": _fields("plate:identifier", "count:integer", "points:integer", "fines:amount", "latest:text")},
+    {"type": "civil.death_registration", "title": "Death registration", "provider": "jinan-civil", "sensitivity": "sensitive",
+     "category": "identity", "fields": _fields("date_of_death:date", "place:text", "certificate_no:identifier")},
+    {"type": "medical.claims", "title": "Medical insurance settlements", "provider": "jinan-medins", "sensitivity": "sensitive",
+     "category": "medical", "fields": _fields("year:integer", "visits:integer", "total_cost:amount", "reimbursed:amount")},
+    {"type": "housing_fund.contributions", "title": "Housing provident fund contributions", "provider": "jinan-hpf",
+     "sensitivity": "sensitive", "category": "financial", "fields": _fields("employer:text", "monthly:series")},
+    {"type": "tax.payments", "title": "Individual and business tax payments", "provider": "jinan-tax", "sensitivity": "sensitive",
+     "category": "financial", "fields": _fields("taxpayer:text", "monthly:series")},
+    {"type": "market.business_licence", "title": "Business licence", "provider": "jinan-amr", "sensitivity": "general",
+     "fields": _fields("licence_no:identifier", "name:text", "registered:date", "capital:amount", "status:text")},
+)
+
+
+def dev_catalogue_transactions(config: "NodeConfig", network: bytes, time_ms: int) -> list[bytes]:
+    """catalogue.define for every DEV_CATALOGUE entry, signed by the custodian's admin."""
+    custodian = config.admin_key("jinan-bigdata")
+    return [
+        build_transaction(custodian, network, "catalogue.define", {"entry": {**entry, "version": 1}}, time_ms=time_ms)
+        for entry in DEV_CATALOGUE
+    ]
 
 
 class NodeConfig:

@@ -64,6 +64,7 @@ class Peer:
         self._waiters_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._new_block = threading.Condition()
         self.failure: BaseException | None = None
 
     @property
@@ -120,6 +121,18 @@ class Peer:
         self.orderer.submit(accepted)
         return [self._await(result, timeout_s) for result in results]
 
+    def wait_for_block_after(self, height: int, timeout_s: float) -> bool:
+        """Block until a block higher than ``height`` is committed (True) or ``timeout_s`` passes (False).
+
+        Long-polling readers (a citizen following their access log) wait here instead of polling.
+        """
+        def advanced() -> bool:
+            head = self.store.head()
+            return head is not None and head.height > height
+
+        with self._new_block:
+            return self._new_block.wait_for(advanced, timeout=timeout_s)
+
     def _await(self, result: SubmitResult | tuple[bytes, Future[SubmitResult]], timeout_s: float) -> SubmitResult:
         if isinstance(result, SubmitResult):
             return result
@@ -165,3 +178,5 @@ class Peer:
                     del self._waiters[tx.tx_id]
                 status = "committed" if tx.code is Code.VALID else "invalid"
                 future.set_result(SubmitResult(tx.tx_id, status, tx.code, tx.reason, height, tx.log_index))
+        with self._new_block:
+            self._new_block.notify_all()

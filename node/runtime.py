@@ -8,7 +8,7 @@ from pathlib import Path
 from ledger.genesis import network_id
 from ledger.storage.ledger_store import LedgerStore
 from ledger.storage.leveldb import LevelDBStore
-from node.devnet import create_dev_network, load_node_config
+from node.devnet import NodeConfig, create_dev_network, dev_catalogue_transactions, load_node_config
 from node.ordering.inprocess import InProcessOrderer
 from node.peer import Peer
 
@@ -32,4 +32,13 @@ def open_peer(data_dir: Path, *, sync: bool = True, max_batch_txs: int = 2000) -
     if head is None:
         peer.bootstrap(config.genesis_envelope, config.genesis["time"], network_id(config.genesis))
     peer.start()
+    if head is None:
+        _define_dev_catalogue(peer, config)
     return peer
+
+
+def _define_dev_catalogue(peer: Peer, config: NodeConfig) -> None:
+    for result in peer.submit(dev_catalogue_transactions(config, peer.network, clock_ms())):
+        if result.status != "committed":
+            peer.stop()
+            raise RuntimeError(f"the development catalogue was refused: {result.code} {result.reason}")

@@ -9,16 +9,18 @@ and will need the citizen's separate explicit confirmation to be shared.
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Callable
 
-from ledger.fields import Choice, ListOf, MapOf, Optional, Text, UInt
+from ledger.errors import EncodingError
+from ledger.fields import Choice, ListOf, MapOf, Optional, Text, UInt, check_map
 from ledger.genesis import Role
 from ledger.rules.engine import Code, Context, RuleViolation, org_key, register
 
-__all__ = ["SENSITIVE_CATEGORIES", "catalogue_key", "read_catalogue_entry"]
+__all__ = ["SENSITIVE_CATEGORIES", "catalogue_key", "check_record_payload", "read_catalogue_entry"]
 
 SENSITIVE_CATEGORIES = frozenset({"medical", "financial", "identity", "whereabouts", "minors"})
-FIELD_KINDS = frozenset({"text", "integer", "amount", "date", "month", "boolean", "identifier"})
+FIELD_KINDS = frozenset({"text", "integer", "amount", "date", "month", "boolean", "identifier", "series"})
 
 FIELD_SPEC = {
     "name": Text(64, identifier=True),
@@ -34,6 +36,50 @@ ENTRY_SPEC = {
     "sensitivity": Choice(frozenset({"general", "sensitive"})),
     "category": Optional(Choice(SENSITIVE_CATEGORIES)),
 }
+
+
+_DATE = re.compile(r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])")
+_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+_SERIES_POINT = {"month": Text(7), "amount": UInt(0, 2**63)}
+# How each catalogue field kind is checked in a record's payload. Amounts are integers in the
+# smallest currency unit (fen): no floats anywhere a hash or a sum depends on them.
+_KIND_CHECKS: dict[str, Callable[[Any, str], None]] = {
+    "text": Text(2000),
+    "identifier": Text(64),
+    "integer": lambda value, where: _integer(value, where),
+    "amount": UInt(0, 2**63),
+    "boolean": lambda value, where: _boolean(value, where),
+    "date": lambda value, where: _pattern(value, where, _DATE, "YYYY-MM-DD"),
+    "month": lambda value, where: _pattern(value, where, _MONTH, "YYYY-MM"),
+    "series": lambda value, where: _series(value, where),
+}
+
+
+def check_record_payload(entry: dict[str, Any], payload: Any) -> None:
+    """Raise EncodingError unless ``payload`` has exactly the entry's fields, each of its kind."""
+    check_map(payload, {field["name"]: _KIND_CHECKS[field["kind"]] for field in entry["fields"]}, "payload")
+
+
+def _integer(value: Any, where: str) -> None:
+    if type(value) is not int:
+        raise EncodingError(f"{where}: expected an integer, got {type(value).__name__}")
+
+
+def _boolean(value: Any, where: str) -> None:
+    if type(value) is not bool:
+        raise EncodingError(f"{where}: expected true or false, got {type(value).__name__}")
+
+
+def _pattern(value: Any, where: str, pattern: re.Pattern[str], shape: str) -> None:
+    Text(10)(value, where)
+    if not pattern.fullmatch(value):
+        raise EncodingError(f"{where}: expected {shape}, got {value!r}")
+
+
+def _series(value: Any, where: str) -> None:
+    ListOf(MapOf(_SERIES_POINT), 1, 240)(value, where)
+    for position, point in enumerate(value):
+        _pattern(point["month"], f"{where}[{position}].month", _MONTH, "YYYY-MM")
 
 
 def catalogue_key(data_type: str) -> bytes:

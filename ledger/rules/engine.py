@@ -57,6 +57,7 @@ class Code(IntEnum):
     POLICY_NOT_MET = 12
     GENESIS_ONLY = 13
     RULE_FAILED = 14
+    WRONG_STATE = 15
 
 
 class RuleViolation(Exception):

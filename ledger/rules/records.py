@@ -11,9 +11,11 @@ answer closes them.
 State keys::
 
     record/<id>                  head: subject, type, provider, version, status
-    record/<id>/<u32 version>    one version: commitment, status, log index
+    record/<id>/<u32 version>    one version: commitment, as_of (the date the data describes), status, log index
     subject/<citizen key>/<id>   the citizen's record index (value: data type)
+    provider-record/<org>/<id>   the provider's record index (value: data type)
     correction/<request id>      a correction request and, once answered, its outcome
+    deceased/<citizen key>       id of the active death registration about the citizen
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from ledger.rules.identity import citizen_key
 
 __all__ = [
     "CONTEXT_RECORD_COMMITMENT",
+    "DEATH_REGISTRATION_TYPE",
+    "deceased_key",
+    "provider_record_key",
     "RECORD_ID_SIZE",
     "commit_record_payload",
     "correction_key",
@@ -41,6 +46,7 @@ __all__ = [
 RECORD_ID_SIZE = 16
 CONTEXT_RECORD_COMMITMENT = b"quancheng-ledger/v1/record\x00"
 _U32 = struct.Struct(">I")
+DEATH_REGISTRATION_TYPE = "civil.death_registration"
 
 
 def commit_record_payload(salt: bytes, canonical_payload: bytes) -> bytes:
@@ -66,12 +72,26 @@ def correction_key(request_id: bytes) -> bytes:
     return b"correction/" + request_id
 
 
+def provider_record_key(org: str, record_id: bytes) -> bytes:
+    return b"provider-record/" + org.encode() + b"/" + record_id
+
+
+def deceased_key(subject: bytes) -> bytes:
+    return b"deceased/" + subject
+
+
 PROVIDER = frozenset({Role.PROVIDER})
 
 
 @register(
     "record.publish",
-    {"record_id": Bytes(RECORD_ID_SIZE), "subject": Bytes(32), "type": Text(64, identifier=True), "commitment": Bytes(32)},
+    {
+        "record_id": Bytes(RECORD_ID_SIZE),
+        "subject": Bytes(32),
+        "type": Text(64, identifier=True),
+        "as_of": UInt(),
+        "commitment": Bytes(32),
+    },
     PROVIDER,
 )
 def apply_record_publish(ctx: Context) -> None:
@@ -87,8 +107,11 @@ def apply_record_publish(ctx: Context) -> None:
         record_key(record_id),
         {"subject": subject, "type": data_type, "provider": ctx.signer.org, "version": 1, "status": "active"},
     )
-    _put_version(ctx, record_id, 1, ctx.payload["commitment"])
+    _put_version(ctx, record_id, 1)
     ctx.state.put(subject_record_key(subject, record_id), data_type)
+    ctx.state.put(provider_record_key(ctx.signer.org, record_id), data_type)
+    if data_type == DEATH_REGISTRATION_TYPE:
+        ctx.state.put(deceased_key(subject), record_id)
 
 
 @register(
@@ -96,6 +119,7 @@ def apply_record_publish(ctx: Context) -> None:
     {
         "record_id": Bytes(RECORD_ID_SIZE),
         "version": UInt(2, 2**32 - 1),
+        "as_of": UInt(),
         "commitment": Bytes(32),
         "request_id": Optional(Bytes(RECORD_ID_SIZE)),
     },
@@ -109,7 +133,7 @@ def apply_record_correct(ctx: Context) -> None:
         raise RuleViolation(Code.BAD_PAYLOAD, f"the next version of record {record_id.hex()} is {head['version'] + 1}")
     previous = ctx.state.read(record_version_key(record_id, head["version"]))
     ctx.state.put(record_version_key(record_id, head["version"]), {**previous, "status": "superseded"})
-    _put_version(ctx, record_id, ctx.payload["version"], ctx.payload["commitment"])
+    _put_version(ctx, record_id, ctx.payload["version"])
     ctx.state.put(record_key(record_id), {**head, "version": ctx.payload["version"]})
     if "request_id" in ctx.payload:
         _close_request(ctx, ctx.payload["request_id"], record_id, "corrected", "", ctx.payload["version"])
@@ -122,6 +146,8 @@ def apply_record_withdraw(ctx: Context) -> None:
     current = ctx.state.read(record_version_key(record_id, head["version"]))
     ctx.state.put(record_version_key(record_id, head["version"]), {**current, "status": "withdrawn"})
     ctx.state.put(record_key(record_id), {**head, "status": "withdrawn", "withdrawn_reason": ctx.payload["reason"]})
+    if ctx.state.read(deceased_key(head["subject"])) == record_id:
+        ctx.state.delete(deceased_key(head["subject"]))
 
 
 @register(
@@ -178,10 +204,10 @@ def _own_active_record(ctx: Context, record_id: bytes) -> dict[str, Any]:
     return head
 
 
-def _put_version(ctx: Context, record_id: bytes, version: int, commitment: bytes) -> None:
+def _put_version(ctx: Context, record_id: bytes, version: int) -> None:
     ctx.state.put(
         record_version_key(record_id, version),
-        {"commitment": commitment, "status": "current", "log_index": ctx.log_index},
+        {"commitment": ctx.payload["commitment"], "as_of": ctx.payload["as_of"], "status": "current", "log_index": ctx.log_index},
     )
 
 

@@ -119,6 +119,11 @@ class LedgerStore:
         head = self.head()
         return CompactRange.from_reader(self, 0 if head is None else head.tree_size)
 
+    def state_scan(self, prefix: bytes, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """Committed state entries whose key starts with ``prefix`` (from ``start`` on), in key order."""
+        for key, value in self.kv.iterate(schema.state_key(prefix), None if start is None else schema.state_key(start)):
+            yield key[1:], value
+
     def history(self, state_key: bytes) -> list[int]:
         """Log indexes of the valid transactions that wrote ``state_key``, oldest first."""
         return [schema.decode_history_key(key)[1] for key, _ in self.kv.iterate(schema.history_prefix(state_key))]

@@ -9,8 +9,9 @@ from fastapi import Depends, Request
 from ledger.block import ChainHead
 from node.api.errors import ApiError
 from node.peer import Peer
+from node.services import NodeServices
 
-__all__ = ["PeerDep", "committed_head", "get_peer"]
+__all__ = ["NodeDep", "PeerDep", "committed_head", "get_node", "get_peer", "parse_hex"]
 
 
 def get_peer(request: Request) -> Peer:
@@ -28,3 +29,22 @@ def committed_head(peer: Peer) -> ChainHead:
     if head is None:
         raise ApiError("unavailable", "the ledger has no genesis block yet")
     return head
+
+
+def get_node(request: Request) -> NodeServices:
+    get_peer(request)
+    return request.app.state.node
+
+
+NodeDep = Annotated[NodeServices, Depends(get_node)]
+
+
+def parse_hex(text: str, name: str, size: int) -> bytes:
+    """Decode a hex path/query/body value of exactly ``size`` bytes, or answer invalid_argument naming it."""
+    try:
+        value = bytes.fromhex(text)
+    except ValueError:
+        value = b""
+    if len(value) != size:
+        raise ApiError("invalid_argument", f"{name}: expected {2 * size} hex characters")
+    return value

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ledger.consent import REFUSAL_REASONS
 from ledger.errors import ProofError
 
 __all__ = ["ApiError", "install_error_handlers"]
@@ -25,11 +26,16 @@ class ApiError(Exception):
     STATUS = {
         "invalid_argument": 400,
         "bad_request": 400,
+        "unauthenticated": 401,
+        "forbidden": 403,
         "not_found": 404,
         "method_not_allowed": 405,
+        "conflict": 409,
         "payload_too_large": 413,
         "unavailable": 503,
         "internal": 500,
+        # A refused data access answers 403 with the reason code recorded on the ledger.
+        **{reason: 403 for reason in REFUSAL_REASONS},
     }
 
     def __init__(self, code: str, message: str) -> None:
@@ -46,7 +52,10 @@ def _body(code: str, message: str, status: int) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return _body(exc.code, exc.message, exc.status)
+        response = _body(exc.code, exc.message, exc.status)
+        if exc.status == 401:  # RFC 9110 §11.6.1: a 401 names the scheme that would succeed
+            response.headers["WWW-Authenticate"] = 'QCL-Signature realm="quancheng-ledger"'
+        return response
 
     @app.exception_handler(ProofError)
     async def proof_error(_: Request, exc: ProofError) -> JSONResponse:

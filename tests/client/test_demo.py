@@ -24,6 +24,7 @@ def test_demo_runs_and_leaves_a_store_that_verifies(tmp_path: Path) -> None:
         env={"COLUMNS": "160", "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    for expected in ("BAD_SIGNATURE", "DUPLICATE_TXID", "FORBIDDEN", "TIME_SKEW", "POLICY_NOT_MET", "matches", "OK:"):
+    for expected in ("BAD_SIGNATURE", "DUPLICATE_TXID", "FORBIDDEN", "TIME_SKEW", "POLICY_NOT_MET", "matches", "OK:",
+                     "unauthenticated", "forbidden"):
         assert expected in result.stdout, f"demo output lacks {expected!r}"
     assert run_verify(data_dir).returncode == 0

@@ -23,6 +23,7 @@ import pytest
 
 from workload import enrollments_for
 from processes import NodeProcess, run_verify
+from client.auth import RequestSigner
 from ledger.genesis import network_id
 from ledger.tx import parse_transaction
 from node.devnet import NodeConfig, create_dev_network, load_node_config
@@ -35,9 +36,11 @@ BATCH = 100
 CLIENTS = 3
 
 
-def load(url: str, batches: Iterator[list[bytes]], acknowledged: set[str], lock: threading.Lock, stop: threading.Event) -> None:
+def load(
+    url: str, auth: RequestSigner, batches: Iterator[list[bytes]], acknowledged: set[str], lock: threading.Lock, stop: threading.Event
+) -> None:
     """Submit batches until the node dies; remember ids the node said were committed."""
-    with httpx.Client(base_url=url, timeout=30.0) as client:
+    with httpx.Client(base_url=url, timeout=30.0, auth=auth) as client:
         for batch in batches:
             if stop.is_set():
                 return
@@ -82,6 +85,7 @@ def test_sigkill_under_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
     create_dev_network(data_dir, clock_ms())
     config = load_node_config(data_dir)
     network = network_id(config.genesis)
+    auth = RequestSigner(config.admin_key("jinan-bigdata"))  # custodian and regulator: may read the whole log
     rng = random.Random(1234)
     acknowledged: set[str] = set()
     for round_number in range(ROUNDS):
@@ -90,7 +94,7 @@ def test_sigkill_under_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
         threads = [
             threading.Thread(
                 target=load,
-                args=(node.url, endless_batches(config, network, round_number * CLIENTS + i), acknowledged, lock, stop),
+                args=(node.url, auth, endless_batches(config, network, round_number * CLIENTS + i), acknowledged, lock, stop),
             )
             for i in range(CLIENTS)
         ]
@@ -105,7 +109,7 @@ def test_sigkill_under_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
 
         restarted = NodeProcess(data_dir).start()
         try:
-            with httpx.Client(base_url=restarted.url, timeout=30.0) as client:
+            with httpx.Client(base_url=restarted.url, timeout=30.0, auth=auth) as client:
                 valid, tree_size = committed_valid_ids(client)
         finally:
             restarted.stop()

@@ -1,4 +1,8 @@
-"""The HTTP audit API on a real peer (LevelDB, in-process orderer), through FastAPI's test client."""
+"""The HTTP audit API on a real peer (LevelDB, in-process orderer), through FastAPI's test client.
+
+Requests are signed by the Big Data Bureau's admin key (custodian and regulator:
+it may read everything); who may read what is tested in test_auth.py.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from client.auth import RequestSigner
 from ledger import codec
 from ledger.checkpoint import SignedCheckpoint
 from ledger.errors import ProofError
@@ -15,12 +20,14 @@ from ledger.merkle import ProofBuilder, hash_leaf, verify_consistency, verify_in
 from ledger.tx import parse_transaction
 from node.api.app import create_app
 from node.api.routers.log import MAX_ENTRIES_PER_PAGE
+from node.devnet import NodeConfig
 from node.peer import Peer
 
 
 @pytest.fixture
-def client(peer: Peer) -> Iterator[TestClient]:
+def client(peer: Peer, dev_config: NodeConfig) -> Iterator[TestClient]:
     with TestClient(create_app(peer)) as test_client:
+        test_client.auth = RequestSigner(dev_config.admin_key("jinan-bigdata"))
         yield test_client
 
 

@@ -1,4 +1,9 @@
-"""The audit surface, after Certificate Transparency (RFC 6962 §4): checkpoint, entries, proofs, blocks."""
+"""The audit surface, after Certificate Transparency (RFC 6962 §4): checkpoint, entries, proofs, blocks.
+
+Every route needs a signed request (docs/PROTOCOL.md §10.1). Checkpoints and
+proofs reveal only hashes, so any authenticated caller may ask; entries and block
+headers expose every transaction's metadata, so only regulators and custodians may.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ from fastapi import APIRouter, Depends, Query
 
 from ledger.block import BlockHeader
 from ledger.merkle import ProofBuilder, hash_leaf
+from ledger.rules import Code
+from node.api.auth import AUDITOR_ROLES, CallerDep, require_role
 from node.api.dependencies import PeerDep, committed_head
 from node.api.errors import ApiError
 
@@ -19,7 +26,7 @@ MAX_ENTRIES_PER_PAGE = 1000
 
 
 @router.get("/checkpoint")
-def get_checkpoint(peer: PeerDep, height: Annotated[int | None, Query(ge=0)] = None) -> dict:
+def get_checkpoint(caller: CallerDep, peer: PeerDep, height: Annotated[int | None, Query(ge=0)] = None) -> dict:
     """The checkpoint this node signed after block ``height`` (default: the latest), with the signed bytes."""
     if height is None:
         signed = peer.store.latest_checkpoint()
@@ -51,11 +58,13 @@ def get_checkpoint(peer: PeerDep, height: Annotated[int | None, Query(ge=0)] = N
 
 @router.get("/entries")
 def get_entries(
+    caller: CallerDep,
     peer: PeerDep,
     start: Annotated[int, Query(ge=0)],
     end: Annotated[int, Query(ge=1)],
 ) -> dict:
-    """Leaves start..end-1; the page is clipped to MAX_ENTRIES_PER_PAGE and to the log size."""
+    """Leaves start..end-1; the page is clipped to MAX_ENTRIES_PER_PAGE and to the log size. Auditors only."""
+    require_role(caller, *AUDITOR_ROLES)
     size = committed_head(peer).tree_size
     if end <= start:
         raise ApiError("invalid_argument", f"end ({end}) must be greater than start ({start})")
@@ -68,7 +77,22 @@ def get_entries(
         "end": end,
         "tree_size": size,
         "entries": [base64.b64encode(leaf).decode() for leaf in leaves],
+        "meta": _entry_meta(peer, start, end),
     }
+
+
+def _entry_meta(peer: PeerDep, start: int, end: int) -> list[dict]:
+    """Per leaf: its block height, the block's time and the validity code the block gives it."""
+    meta: list[dict] = []
+    height = peer.store.height_of_log_index(start)
+    while start + len(meta) < end:
+        header = peer.store.header(height)
+        for position in range(start + len(meta) - header.first_index, header.tx_count):
+            if start + len(meta) >= end:
+                break
+            meta.append({"height": height, "time": header.time, "code": Code(header.codes[position]).name})
+        height += 1
+    return meta
 
 
 def proof_builder(peer: PeerDep) -> ProofBuilder:
@@ -81,6 +105,7 @@ BuilderDep = Annotated[ProofBuilder, Depends(proof_builder)]
 
 @router.get("/proof/inclusion")
 def get_inclusion_proof(
+    caller: CallerDep,
     peer: PeerDep,
     builder: BuilderDep,
     index: Annotated[int, Query(ge=0)],
@@ -97,6 +122,7 @@ def get_inclusion_proof(
 
 @router.get("/proof/consistency")
 def get_consistency_proof(
+    caller: CallerDep,
     builder: BuilderDep,
     first: Annotated[int, Query(ge=1)],
     second: Annotated[int, Query(ge=1)],
@@ -106,8 +132,9 @@ def get_consistency_proof(
 
 
 @router.get("/blocks/{height}")
-def get_block(peer: PeerDep, height: int) -> dict:
-    """A block header (and its canonical bytes) so auditors can check the hash chain."""
+def get_block(caller: CallerDep, peer: PeerDep, height: int) -> dict:
+    """A block header (and its canonical bytes) so auditors can check the hash chain. Auditors only."""
+    require_role(caller, *AUDITOR_ROLES)
     head = committed_head(peer)
     if not 0 <= height <= head.height:
         raise ApiError("not_found", f"no block {height}; the chain height is {head.height}")

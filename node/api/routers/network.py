@@ -7,13 +7,15 @@ from fastapi import APIRouter
 from ledger import codec
 from ledger.rules.engine import org_key
 from ledger.rules.membership import ORGS_KEY, POLICY_KEY
+from node.api.auth import CallerDep
 from node.api.dependencies import PeerDep, committed_head
 
 router = APIRouter(prefix="/v1", tags=["network"])
 
 
 @router.get("/network")
-def get_network(peer: PeerDep) -> dict:
+def get_network(caller: CallerDep, peer: PeerDep) -> dict:
+    """Any authenticated caller (member or citizen) may read the organizations, roles and keys."""
     head = committed_head(peer)
     state = peer.store.state
     policy = codec.decode(state.get(POLICY_KEY))

@@ -1,4 +1,10 @@
-"""Submitting signed transactions and asking what became of them."""
+"""Submitting signed transactions and asking what became of them.
+
+Both routes need a signed request (docs/PROTOCOL.md §10.1). Anyone
+authenticated may submit (each transaction carries its own signatures and the
+rules decide); a transaction is shown to regulators and custodians, and to the
+keys that signed it.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,9 @@ import binascii
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from ledger.tx import MAX_ENVELOPE_SIZE
+from ledger.errors import EncodingError
+from ledger.tx import MAX_ENVELOPE_SIZE, parse_transaction
+from node.api.auth import AUDITOR_ROLES, CallerDep
 from node.api.dependencies import PeerDep
 from node.api.errors import ApiError
 from node.peer import PeerUnavailable, SubmitResult
@@ -23,7 +31,7 @@ class SubmitRequest(BaseModel):
     timeout_ms: int = Field(30_000, ge=0, le=120_000)
 
 
-def _result_json(result: SubmitResult) -> dict:
+def result_json(result: SubmitResult) -> dict:
     return {
         "tx_id": result.tx_id.hex() if result.tx_id else None,
         "status": result.status,
@@ -35,7 +43,7 @@ def _result_json(result: SubmitResult) -> dict:
 
 
 @router.post("")
-def submit(request: SubmitRequest, peer: PeerDep) -> dict:
+def submit(caller: CallerDep, request: SubmitRequest, peer: PeerDep) -> dict:
     """Order the batch and answer once each transaction is durably committed or refused."""
     if not request.transactions:
         raise ApiError("invalid_argument", "transactions: the batch is empty")
@@ -54,11 +62,18 @@ def submit(request: SubmitRequest, peer: PeerDep) -> dict:
         results = peer.submit(envelopes, timeout_s=request.timeout_ms / 1000)
     except PeerUnavailable as exc:
         raise ApiError("unavailable", str(exc)) from None
-    return {"results": [_result_json(result) for result in results]}
+    return {"results": [result_json(result) for result in results]}
 
 
 @router.get("/{tx_id}")
-def get_transaction(tx_id: str, peer: PeerDep) -> dict:
+def get_transaction(caller: CallerDep, tx_id: str, peer: PeerDep) -> dict:
+    """Where the transaction ``tx_id`` is in the log, its validation code and its envelope.
+
+    Regulators and custodians see every transaction. Any other caller sees only
+    transactions their key signed; for them a transaction they did not sign gets
+    the same 404 ``not_found`` as one that does not exist, so the answer never
+    reveals whether someone else's transaction is on the ledger.
+    """
     try:
         raw_id = bytes.fromhex(tx_id)
     except ValueError:
@@ -66,9 +81,9 @@ def get_transaction(tx_id: str, peer: PeerDep) -> dict:
     if len(raw_id) != 32:
         raise ApiError("invalid_argument", "tx_id: expected 64 hex characters")
     location = peer.store.tx_location(raw_id)
-    if location is None:
+    envelope = None if location is None else peer.store.leaf(location.log_index)
+    if envelope is None or not (caller.has_role(*AUDITOR_ROLES) or _signed_by(envelope, caller.key)):
         raise ApiError("not_found", f"no committed transaction {tx_id}")
-    envelope = peer.store.leaf(location.log_index)
     return {
         "tx_id": tx_id,
         "status": "committed" if location.code == 0 else "invalid",
@@ -77,3 +92,10 @@ def get_transaction(tx_id: str, peer: PeerDep) -> dict:
         "log_index": location.log_index,
         "envelope": base64.b64encode(envelope).decode(),
     }
+
+
+def _signed_by(envelope: bytes, key: bytes) -> bool:
+    try:
+        return key in parse_transaction(envelope).signer_keys
+    except EncodingError:  # only decodable envelopes reach the tx index; refuse rather than guess
+        return False

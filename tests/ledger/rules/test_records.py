@@ -66,7 +66,7 @@ def entry(data_type: str = "vehicle.registration", provider: str = "psb", versio
 
 def publish(record_id: bytes, subject: KeyPair = ALICE, signer: KeyPair = PSB, data_type: str = "vehicle.registration") -> bytes:
     commitment = commit_record_payload(os.urandom(32), codec.encode({"plate": "鲁A12345"}))
-    return tx(signer, "record.publish", {"record_id": record_id, "subject": subject.public_key, "type": data_type, "commitment": commitment})
+    return tx(signer, "record.publish", {"record_id": record_id, "subject": subject.public_key, "type": data_type, "as_of": T0, "commitment": commitment})
 
 
 @pytest.fixture
@@ -155,7 +155,7 @@ def request(record_id: bytes, request_id: bytes, version: int = 1, citizen: KeyP
 
 
 def correct(record_id: bytes, version: int, request_id: bytes | None = None, signer: KeyPair = PSB) -> bytes:
-    payload = {"record_id": record_id, "version": version, "commitment": os.urandom(32)}
+    payload = {"record_id": record_id, "version": version, "as_of": T0, "commitment": os.urandom(32)}
     if request_id is not None:
         payload["request_id"] = request_id
     return tx(signer, "record.correct", payload)

@@ -1,0 +1,78 @@
+"""A provider agency: publish records (sealed for the custodian's vault), correct, withdraw, answer corrections.
+
+The payload is sealed here, on the provider's side: a fresh AES-256-GCM key
+per record, wrapped for the custodian node's vault key — which is derived
+from the node key the network names, so the provider checks it against
+``/v1/network``. Only the salted commitment goes on chain.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from typing import Any
+
+from client.sdk import LedgerClient, TransactionRefused
+from ledger import codec
+from ledger.rules.records import commit_record_payload
+from ledger.tx import build_transaction
+from privacy.envelope import record_aad, seal_record, x25519_public_from_ed25519
+
+__all__ = ["Provider"]
+
+
+class Provider:
+    def __init__(self, client: LedgerClient, clock_ms: Any) -> None:
+        self._client = client
+        self._clock_ms = clock_ms
+        self.key = client.key
+
+    def _tx(self, tx_type: str, payload: dict[str, Any]) -> bytes:
+        return build_transaction(self.key, self._client.network_id, tx_type, payload, time_ms=self._clock_ms())
+
+    def _vault_key(self) -> bytes:
+        node = self._client._network_info()["this_node"]
+        return x25519_public_from_ed25519(bytes.fromhex(node["key"]))
+
+    def _seal(self, record_id: bytes, version: int, data_type: str, subject: bytes, payload: dict[str, Any]) -> tuple[bytes, str]:
+        salt = os.urandom(32)
+        opening = codec.encode({"salt": salt, "payload": payload})
+        sealed = seal_record(opening, self._vault_key(), record_aad(record_id, version, data_type, subject))
+        return commit_record_payload(salt, codec.encode(payload)), base64.b64encode(sealed.encode()).decode()
+
+    def _post_record(self, envelope: bytes, sealed: str) -> dict[str, Any]:
+        result = self._client._post("/v1/records", {"transaction": base64.b64encode(envelope).decode(), "sealed_payload": sealed})
+        if result["status"] != "committed":
+            raise TransactionRefused(result)
+        return result
+
+    def publish(self, subject: bytes, data_type: str, payload: dict[str, Any], *, as_of: int, record_id: bytes | None = None) -> bytes:
+        record_id = record_id or os.urandom(16)
+        commitment, sealed = self._seal(record_id, 1, data_type, subject, payload)
+        self._post_record(
+            self._tx("record.publish", {"record_id": record_id, "subject": subject, "type": data_type, "as_of": as_of, "commitment": commitment}),
+            sealed,
+        )
+        return record_id
+
+    def correct(self, record_id: bytes, payload: dict[str, Any], *, as_of: int, request_id: bytes | None = None) -> int:
+        record = self._client._get(f"/v1/records/{record_id.hex()}")
+        version = record["version"] + 1
+        commitment, sealed = self._seal(record_id, version, record["type"], bytes.fromhex(record["subject"]), payload)
+        body: dict[str, Any] = {"record_id": record_id, "version": version, "as_of": as_of, "commitment": commitment}
+        if request_id is not None:
+            body["request_id"] = request_id
+        self._post_record(self._tx("record.correct", body), sealed)
+        return version
+
+    def withdraw(self, record_id: bytes, reason: str) -> dict[str, Any]:
+        return self._client.commit(self._tx("record.withdraw", {"record_id": record_id, "reason": reason}))
+
+    def reject_correction(self, request_id: bytes, note: str) -> dict[str, Any]:
+        return self._client.commit(self._tx("correction.reject", {"request_id": request_id, "note": note}))
+
+    def records(self) -> list[dict[str, Any]]:
+        return self._client._get("/v1/records")["records"]
+
+    def corrections(self, status: str | None = None) -> list[dict[str, Any]]:
+        return self._client._get("/v1/corrections", status=status)["corrections"]

@@ -1,0 +1,98 @@
+"""The regulator: every access and refusal, the mechanical consent check, reports.
+
+:meth:`Regulator.audit` downloads the whole log up to a signed checkpoint,
+recomputes its root (so nothing was altered or hidden from this view), then
+replays it with :func:`ledger.audit.check_compliance`. Reports are plain
+rows, exportable as JSON or CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from typing import Any
+
+from client.sdk import LedgerClient
+from ledger.audit import AuditedEntry, ComplianceReport, check_compliance
+from ledger.errors import RootMismatchError
+from ledger.merkle import CompactRange, hash_leaf
+
+__all__ = ["AuditOutcome", "Regulator", "report_csv", "report_rows"]
+
+PAGE = 1000
+
+
+@dataclass(frozen=True)
+class AuditOutcome:
+    tree_size: int
+    root_hash: bytes
+    checkpoint_node: str
+    compliance: ComplianceReport
+
+    def summary(self) -> dict[str, Any]:
+        report = self.compliance
+        return {
+            "tree_size": self.tree_size,
+            "root_hash": self.root_hash.hex(),
+            "checkpoint_node": self.checkpoint_node,
+            "log_root_recomputed": True,
+            "entries": report.entries,
+            "accesses_checked": report.accesses_checked,
+            "accesses_granted": report.granted,
+            "refusals": report.refused,
+            "self_views": report.self_views,
+            "refusal_reasons": dict(report.refusal_reasons),
+            "violations": len(report.violations),
+            "violation_list": [vars(violation) for violation in report.violations],
+            "by_consumer": {name: dict(counts) for name, counts in report.by_consumer.items()},
+            "by_type": {name: dict(counts) for name, counts in report.by_type.items()},
+        }
+
+
+def report_rows(report: ComplianceReport) -> list[dict[str, Any]]:
+    """One row per consumer and per data type: granted and refused counts."""
+    rows = []
+    for dimension, table in (("consumer", report.by_consumer), ("data_type", report.by_type)):
+        for name in sorted(table):
+            rows.append({"dimension": dimension, "name": name, "granted": table[name]["granted"], "refused": table[name]["refused"]})
+    return rows
+
+
+def report_csv(report: ComplianceReport) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=["dimension", "name", "granted", "refused"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(report_rows(report))
+    return out.getvalue()
+
+
+class Regulator:
+    def __init__(self, client: LedgerClient) -> None:
+        self._client = client
+
+    def accesses(self, **filters: Any) -> list[dict[str, Any]]:
+        return self._client._get("/v1/access", **filters)["accesses"]
+
+    def consents(self, **filters: Any) -> list[dict[str, Any]]:
+        return self._client._get("/v1/consents", **filters)["consents"]
+
+    def prove_access(self, log_index: int) -> dict[str, Any]:
+        """Inclusion of the access record at ``log_index`` in the latest signed checkpoint (raises if it fails)."""
+        signed = self._client.checkpoint()
+        leaf = self._client.entries(log_index, log_index + 1)[0]
+        self._client.verify_inclusion(leaf, log_index, signed.checkpoint)
+        return {"log_index": log_index, "tree_size": signed.checkpoint.tree_size, "root_hash": signed.checkpoint.root_hash.hex()}
+
+    def audit(self) -> AuditOutcome:
+        signed = self._client.checkpoint()
+        checkpoint = signed.checkpoint
+        tree = CompactRange()
+        entries: list[AuditedEntry] = []
+        for start in range(0, checkpoint.tree_size, PAGE):
+            for offset, (leaf, meta) in enumerate(self._client.entries_with_meta(start, min(start + PAGE, checkpoint.tree_size))):
+                tree.append(hash_leaf(leaf))
+                entries.append(AuditedEntry(start + offset, meta["time"], meta["code"] == "VALID", leaf))
+        if tree.root() != checkpoint.root_hash:
+            raise RootMismatchError(checkpoint.root_hash, tree.root())
+        return AuditOutcome(checkpoint.tree_size, checkpoint.root_hash, checkpoint.node_id, check_compliance(entries))
