@@ -103,6 +103,8 @@ def apply_record_publish(ctx: Context) -> None:
         raise RuleViolation(Code.NOT_FOUND, f"subject {subject.hex()} is not an enrolled citizen")
     if ctx.state.get(record_key(record_id)) is not None:
         raise RuleViolation(Code.ALREADY_EXISTS, f"record {record_id.hex()} exists; publish a correction instead")
+    if data_type == DEATH_REGISTRATION_TYPE and ctx.state.get(deceased_key(subject)) is not None:
+        raise RuleViolation(Code.ALREADY_EXISTS, "the subject's death is already registered; correct that record instead")
     ctx.state.put(
         record_key(record_id),
         {"subject": subject, "type": data_type, "provider": ctx.signer.org, "version": 1, "status": "active"},

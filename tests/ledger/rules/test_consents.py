@@ -497,15 +497,13 @@ def test_only_a_death_registration_marks_a_citizen_deceased(chain):
     assert chain.codes([request(kin_terms(), signer=INSURER)]) == [Code.FORBIDDEN]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: record.withdraw deletes deceased/<subject> when the withdrawn death registration is the one the key "
-    "names, even though another active death registration of the subject remains (records.py apply_record_withdraw)",
-)
-def test_withdrawing_one_of_two_death_registrations_keeps_the_subject_deceased(chain):
-    assert chain.codes([relate(ALICE, CAROL), death_registration(rid(1)), death_registration(rid(2))]) == [Code.VALID] * 3
-    assert chain.codes([withdraw(rid(2), data_type=DEATH)]) == [Code.VALID]
-    assert chain.read(b"record/" + rid(1))["status"] == "active"
+def test_a_subject_has_at_most_one_death_registration(chain):
+    """A second death registration is refused, so withdrawing one can never hide another."""
+    assert chain.codes([relate(ALICE, CAROL), death_registration(rid(1))]) == [Code.VALID] * 2
+    assert chain.codes([death_registration(rid(2))]) == [Code.ALREADY_EXISTS]
+    assert chain.codes([withdraw(rid(1), data_type=DEATH)]) == [Code.VALID]
+    assert chain.codes([request(kin_terms(), signer=INSURER)]) == [Code.FORBIDDEN]  # no longer registered as deceased
+    assert chain.codes([death_registration(rid(2))]) == [Code.VALID]
     assert chain.codes([request(kin_terms(), signer=INSURER)]) == [Code.VALID]
 
 
