@@ -2,8 +2,11 @@
 
 Operator commands (``qcl node start``, ``qcl verify``) run on the machine that
 holds the data directory, so they import the node and the ledger core
-directly; they are the only commands that do. Everything a citizen, provider,
-consumer or regulator does goes through the SDK and the public API.
+directly; they are the only commands that do, with two development
+shortcuts (``qcl wallet import-dev``, ``qcl regulator audit --data-dir``). Everything a citizen, provider, consumer
+or regulator does goes through the SDK and the public API, signed with a key
+from a local wallet: ``qcl wallet``, ``qcl citizen``, ``qcl provider``,
+``qcl consumer``, ``qcl regulator`` (one module each in client/commands/).
 """
 
 from __future__ import annotations
@@ -18,9 +21,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from client.commands import citizen, consumer, provider, regulator, wallet
+
 app = typer.Typer(help="Quancheng Ledger: a permissioned ledger for trusted sharing of government data.", no_args_is_help=True)
 node_app = typer.Typer(help="Run a peer.", no_args_is_help=True)
 app.add_typer(node_app, name="node")
+for role in (wallet, citizen, provider, consumer, regulator):
+    app.add_typer(role.app, name=role.__name__.rsplit(".", 1)[-1])
 
 console = Console(stderr=True)
 

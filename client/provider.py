@@ -31,8 +31,13 @@ class Provider:
         return build_transaction(self.key, self._client.network_id, tx_type, payload, time_ms=self._clock_ms())
 
     def _vault_key(self) -> bytes:
-        node = self._client._network_info()["this_node"]
-        return x25519_public_from_ed25519(bytes.fromhex(node["key"]))
+        """The X25519 key of the node we talk to, once checked to be a custodian organization's node."""
+        info = self._client._network_info()
+        node_key = info["this_node"]["key"]
+        custodian_nodes = {node["key"] for org in info["orgs"] if "custodian" in org["roles"] for node in org["nodes"]}
+        if node_key not in custodian_nodes:
+            raise ValueError("this node is not run by a custodian organization; refusing to seal records for it")
+        return x25519_public_from_ed25519(bytes.fromhex(node_key))
 
     def _seal(self, record_id: bytes, version: int, data_type: str, subject: bytes, payload: dict[str, Any]) -> tuple[bytes, str]:
         salt = os.urandom(32)

@@ -4,7 +4,8 @@ A :class:`ReceivedData` is only built once every check passed:
 
 - the checkpoint is signed by a node key the network names;
 - the access record (the log leaf) is included in that checkpoint's tree at
-  its log index (RFC 6962 audit path);
+  its log index (RFC 6962 audit path), and the block header the checkpoint
+  names (by hash) marks it VALID;
 - the access record is an ``access.record`` signed by that node, granted, for
   this requester and subject, and its ``result_hash`` is the hash of the
   unsealed result;
@@ -22,9 +23,11 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ledger import codec
+from ledger.block import BlockHeader
 from ledger.checkpoint import SignedCheckpoint
 from ledger.errors import LedgerError
 from ledger.merkle import hash_leaf, verify_inclusion
+from ledger.rules import Code
 from ledger.rules.access import access_result_hash
 from ledger.rules.records import commit_record_payload
 from ledger.tx import parse_transaction
@@ -47,7 +50,7 @@ class ReceivedData:
 
     def receipt(self) -> dict[str, Any]:
         """The evidence to keep: access record, checkpoint and audit path (no payload)."""
-        return {key: self.answer[key] for key in ("access", "access_record", "result_hash", "checkpoint", "audit_path")}
+        return {key: self.answer[key] for key in ("access", "access_record", "block_header", "result_hash", "checkpoint", "audit_path")}
 
 
 def verify_access_answer(
@@ -66,8 +69,13 @@ def verify_access_answer(
         verify_inclusion(hash_leaf(leaf), log_index, checkpoint.tree_size, path, checkpoint.root_hash)
         tx = parse_transaction(leaf)
         tx.check_signatures()
+        header = BlockHeader.decode(base64.b64decode(answer["block_header"]))
     except (LedgerError, KeyError, ValueError) as exc:
         raise ReceiptError(f"the access record is not proven to be on the ledger: {exc}") from None
+    if header.hash() != checkpoint.block_hash or not 0 <= log_index - header.first_index < header.tx_count:
+        raise ReceiptError("the block header is not the checkpoint's block, or does not hold the access record")
+    if header.codes[log_index - header.first_index] != Code.VALID:
+        raise ReceiptError("the block marks the access record invalid: the access was not allowed")
     access = tx.payload
     if tx.type != "access.record" or tx.signer != signed.node_key or access.get("outcome") != "granted":
         raise ReceiptError("the leaf is not a granted access record signed by the checkpoint's node")
@@ -80,12 +88,10 @@ def verify_access_answer(
     if access_result_hash(plaintext) != access["result_hash"]:
         raise ReceiptError("the result does not match the hash in the access record")
     result = codec.decode(plaintext)
-    listed = {(ref["record_id"], ref["version"]) for ref in access["records"]}
+    listed = [(ref["record_id"], ref["version"]) for ref in access["records"]]
+    if [(record["record_id"], record["version"]) for record in result["records"]] != listed:
+        raise ReceiptError("the result and the access record list different records")
     for record in result["records"]:
-        if (record["record_id"], record["version"]) not in listed:
-            raise ReceiptError(f"record {record['record_id'].hex()} is not listed in the access record")
         if commit_record_payload(record["salt"], codec.encode(record["payload"])) != record["commitment"]:
             raise ReceiptError(f"record {record['record_id'].hex()} does not open its commitment")
-    if len(result["records"]) != len(listed):
-        raise ReceiptError("the result and the access record list different records")
     return ReceivedData(result["records"], tx.tx_id, log_index, signed, access, answer)

@@ -15,13 +15,12 @@ from typing import Any
 
 from client.sdk import LedgerClient
 from ledger.audit import AuditedEntry, ComplianceReport, check_compliance
+from ledger.block import BlockHeader
 from ledger.errors import RootMismatchError
 from ledger.merkle import CompactRange, hash_leaf
+from ledger.rules import Code
 
-__all__ = ["AuditOutcome", "Regulator", "report_csv", "report_rows"]
-
-PAGE = 1000
-
+__all__ = ["AuditError", "AuditOutcome", "Regulator", "report_csv", "report_rows"]
 
 @dataclass(frozen=True)
 class AuditOutcome:
@@ -85,14 +84,40 @@ class Regulator:
         return {"log_index": log_index, "tree_size": signed.checkpoint.tree_size, "root_hash": signed.checkpoint.root_hash.hex()}
 
     def audit(self) -> AuditOutcome:
+        """Check the log and the block headers against a signed checkpoint, then judge every access.
+
+        Validity codes and block times come from the hash-chained headers (checked up to
+        the checkpoint's block hash), not from anything else the node says."""
         signed = self._client.checkpoint()
         checkpoint = signed.checkpoint
+        if signed.node_key not in self._client.node_keys():
+            raise AuditError("the checkpoint is signed by a key that is not a node of the network")
+        headers = [BlockHeader.decode(raw) for raw in self._client.headers(0, checkpoint.height + 1)]
+        _check_header_chain(headers, checkpoint.block_hash, checkpoint.tree_size)
+        leaves = self._client.entries(0, checkpoint.tree_size)
         tree = CompactRange()
         entries: list[AuditedEntry] = []
-        for start in range(0, checkpoint.tree_size, PAGE):
-            for offset, (leaf, meta) in enumerate(self._client.entries_with_meta(start, min(start + PAGE, checkpoint.tree_size))):
+        for header in headers:
+            for position in range(header.tx_count):
+                leaf = leaves[header.first_index + position]
                 tree.append(hash_leaf(leaf))
-                entries.append(AuditedEntry(start + offset, meta["time"], meta["code"] == "VALID", leaf))
+                entries.append(AuditedEntry(header.first_index + position, header.time, header.codes[position] == Code.VALID, leaf))
         if tree.root() != checkpoint.root_hash:
             raise RootMismatchError(checkpoint.root_hash, tree.root())
         return AuditOutcome(checkpoint.tree_size, checkpoint.root_hash, checkpoint.node_id, check_compliance(entries))
+
+
+class AuditError(Exception):
+    """Raised when what the node serves does not hang together with its signed checkpoint."""
+
+
+def _check_header_chain(headers: list[BlockHeader], block_hash: bytes, tree_size: int) -> None:
+    expected_index = 0
+    for height, header in enumerate(headers):
+        if header.height != height or header.first_index != expected_index:
+            raise AuditError(f"block {height}: header out of sequence")
+        if height and header.prev_hash != headers[height - 1].hash():
+            raise AuditError(f"block {height}: prev_hash does not match block {height - 1}")
+        expected_index += header.tx_count
+    if not headers or headers[-1].hash() != block_hash or expected_index != tree_size:
+        raise AuditError("the headers do not end at the checkpoint's block and log size")

@@ -138,6 +138,14 @@ class LedgerClient:
             found.extend((base64.b64decode(entry), meta) for entry, meta in zip(page["entries"], page["meta"]))
         return found
 
+    def headers(self, start: int, end: int) -> list[bytes]:
+        """Canonical header bytes of blocks start..end-1, following the node's page limit."""
+        found: list[bytes] = []
+        while start + len(found) < end:
+            page = self._get("/v1/log/headers", start=start + len(found), end=end)
+            found.extend(base64.b64decode(header) for header in page["headers"])
+        return found
+
     def block(self, height: int) -> dict[str, Any]:
         return self._get(f"/v1/log/blocks/{height}")
 

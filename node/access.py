@@ -80,6 +80,8 @@ class AccessDesk:
             data_types = list(request.data_types or self._subject_types(request.subject))
             purpose, reason, date_range = SUBJECT_VIEW_PURPOSE, None, None
         else:
+            if consent is not None and consent["consumer"] != request.consumer:
+                consent = None  # someone else's consent is no consent, and must not lend its terms
             data_types = list(request.data_types or (consent["terms"]["data_types"] if consent else []))
             purpose = consent["terms"]["purpose"]["code"] if consent else UNSTATED_PURPOSE
             reason = refusal_reason(

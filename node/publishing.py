@@ -18,7 +18,7 @@ from typing import Any
 
 from ledger import codec
 from ledger.errors import EncodingError
-from ledger.fields import Bytes, check_map
+from ledger.fields import Bytes, Text, UInt, check_map
 from ledger.rules.catalogue import catalogue_key, check_record_payload
 from ledger.rules.records import commit_record_payload, record_key, record_version_key
 from ledger.tx import Transaction, parse_transaction
@@ -90,13 +90,18 @@ class Publisher:
             record_id = payload["record_id"]
             Bytes(16)(record_id, "payload.record_id")
             if tx.type == "record.publish":
+                Text(64, identifier=True)(payload["type"], "payload.type")
+                Bytes(32)(payload["subject"], "payload.subject")
                 return record_id, 1, payload["type"], payload["subject"]
+            UInt(2, 2**32 - 1)(payload["version"], "payload.version")
             head = self._read(record_key(record_id))
             if head is None:
                 raise ApiError("not_found", f"no record {record_id.hex()} to correct")
             return record_id, payload["version"], head["type"], head["subject"]
-        except (KeyError, EncodingError) as exc:
-            raise ApiError("invalid_argument", f"transaction payload: {exc}") from None
+        except KeyError as exc:
+            raise ApiError("invalid_argument", f"transaction payload: missing field {exc}") from None
+        except EncodingError as exc:
+            raise ApiError("invalid_argument", f"transaction {exc}") from None
 
     def _check_payload(
         self, tx: Transaction, sealed: SealedRecord, record_id: bytes, version: int, data_type: str, subject: bytes

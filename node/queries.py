@@ -2,8 +2,8 @@
 
 Each listing walks one index the rules maintain (subject-, provider-,
 consumer-, grantor- prefixed keys), so a citizen's listing costs their own
-entries, never a scan of everyone's. Only the regulator's listings walk a
-whole keyspace. Byte strings are rendered as lower-case hex.
+entries, never a scan of everyone's. The regulator's listings, and correction
+requests (few, and not indexed yet), walk a whole keyspace. Byte strings are rendered as lower-case hex.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The chain records *that* a record version exists (id, version, data type,
 subject and a salted commitment, see :mod:`ledger.rules.records`); the payload
 itself stays with the custodian node, sealed by :mod:`privacy.envelope`. Keeping
-it off the log means a payload can be deleted (say after a withdrawal) without
+it off the log means a payload could be deleted (nothing purges one yet) without
 rewriting history, and peers replicate only metadata, never data.
 
 The vault is its own LevelDB (``data_dir/vault``), node-local, so its key layout

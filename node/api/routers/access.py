@@ -19,6 +19,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from ledger.errors import EncodingError
+from ledger.fields import ListOf, Text
 from ledger.genesis import Role
 from node.access import AccessRequest
 from node.api.auth import AUDITOR_ROLES, CallerDep, require_role
@@ -48,6 +50,11 @@ def request_access(body: AccessBody, caller: CallerDep, node: NodeDep) -> dict:
         require_role(caller, Role.CONSUMER)
         if body.consent_id is None and not body.data_types:
             raise ApiError("invalid_argument", "consent_id: a consumer names the consent it asks under")
+    if body.data_types is not None:
+        try:
+            ListOf(Text(64, identifier=True), 1, 16, unique=True)(body.data_types, "data_types")
+        except EncodingError as exc:
+            raise ApiError("invalid_argument", str(exc)) from None
     request = AccessRequest(
         requester=caller.key,
         consumer=None if caller.is_citizen else caller.org,
@@ -62,6 +69,7 @@ def request_access(body: AccessBody, caller: CallerDep, node: NodeDep) -> dict:
     return {
         "access": {"tx_id": submitted.tx_id.hex(), "log_index": submitted.log_index, "height": submitted.height},
         "access_record": base64.b64encode(granted.access_record).decode(),
+        "block_header": base64.b64encode(node.peer.store.header_bytes(submitted.height)).decode(),
         "result_hash": granted.result_hash.hex(),
         "record_count": granted.record_count,
         "sealed_result": base64.b64encode(granted.sealed_result).decode(),
@@ -87,7 +95,7 @@ def list_accesses(
     if caller.is_citizen:
         if subject is not None and parse_hex(subject, "subject", 32) != caller.key:
             raise ApiError("forbidden", "a citizen sees only the accesses to their own data")
-        subject_key, consumer = caller.key, None
+        subject_key = caller.key
     elif caller.has_role(*AUDITOR_ROLES):
         subject_key = None if subject is None else parse_hex(subject, "subject", 32)
     else:

@@ -131,6 +131,25 @@ def get_consistency_proof(
     return {"first": first, "second": second, "consistency": [node.hex() for node in proof]}
 
 
+@router.get("/headers")
+def get_headers(
+    caller: CallerDep,
+    peer: PeerDep,
+    start: Annotated[int, Query(ge=0)],
+    end: Annotated[int, Query(ge=1)],
+) -> dict:
+    """Canonical header bytes of blocks start..end-1 (clipped to MAX_ENTRIES_PER_PAGE and the chain). Auditors only.
+
+    With them an auditor checks the hash chain up to a signed checkpoint and takes each
+    leaf's validity code and block time from the headers themselves."""
+    require_role(caller, *AUDITOR_ROLES)
+    height = committed_head(peer).height
+    if end <= start or start > height:
+        raise ApiError("invalid_argument", f"need start < end and start <= the chain height ({height})")
+    end = min(end, height + 1, start + MAX_ENTRIES_PER_PAGE)
+    return {"start": start, "end": end, "headers": [base64.b64encode(peer.store.header_bytes(h)).decode() for h in range(start, end)]}
+
+
 @router.get("/blocks/{height}")
 def get_block(caller: CallerDep, peer: PeerDep, height: int) -> dict:
     """A block header (and its canonical bytes) so auditors can check the hash chain. Auditors only."""

@@ -42,6 +42,25 @@ def result_json(result: SubmitResult) -> dict:
     }
 
 
+# Transactions that must not be ordered without what their route adds: a record's sealed
+# payload goes into the vault first (a record without one could never be released), and
+# access records are written by the node itself after it has checked the consent.
+ROUTED_ELSEWHERE = {
+    "record.publish": "POST /v1/records (with the sealed payload)",
+    "record.correct": "POST /v1/records (with the sealed payload)",
+    "access.record": "POST /v1/access (the node records accesses itself)",
+}
+
+
+def _refuse_types_with_their_own_route(envelope: bytes, position: int) -> None:
+    try:
+        tx_type = parse_transaction(envelope).type
+    except EncodingError:
+        return  # ordered and refused with BAD_ENCODING like any undecodable envelope
+    if tx_type in ROUTED_ELSEWHERE:
+        raise ApiError("invalid_argument", f"transactions[{position}]: send {tx_type} through {ROUTED_ELSEWHERE[tx_type]}")
+
+
 @router.post("")
 def submit(caller: CallerDep, request: SubmitRequest, peer: PeerDep) -> dict:
     """Order the batch and answer once each transaction is durably committed or refused."""
@@ -57,6 +76,7 @@ def submit(caller: CallerDep, request: SubmitRequest, peer: PeerDep) -> dict:
             raise ApiError("invalid_argument", f"transactions[{position}]: not base64") from None
         if len(envelope) > MAX_ENVELOPE_SIZE:
             raise ApiError("payload_too_large", f"transactions[{position}]: larger than {MAX_ENVELOPE_SIZE} bytes")
+        _refuse_types_with_their_own_route(envelope, position)
         envelopes.append(envelope)
     try:
         results = peer.submit(envelopes, timeout_s=request.timeout_ms / 1000)
