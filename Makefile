@@ -17,6 +17,7 @@ test: setup
 
 bench: setup
 	@$(PY) -m bench.ledger_bench $(BENCH_ARGS)
+bench-access: setup ; @$(PY) -m bench.access_bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

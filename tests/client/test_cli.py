@@ -158,7 +158,7 @@ def test_consent_from_request_to_revocation(network: Network, tmp_path: Path) ->
                   "--receipt-out", str(receipt))
     assert "鲁A12345" in fetched.stdout and "total_cost" in fetched.stdout
     kept = json.loads(receipt.read_text())
-    assert set(kept) == {"access", "access_record", "result_hash", "checkpoint", "audit_path"}
+    assert set(kept) == {"access", "access_record", "block_header", "result_hash", "checkpoint", "audit_path"}
 
     log_index = kept["access"]["log_index"]
     entry = next(a for a in qcl_json(env, "citizen", "log", *citizen) if a["log_index"] == log_index)

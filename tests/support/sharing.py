@@ -141,8 +141,9 @@ class Sharing:
     def consumer(self, org: str) -> Consumer:
         return Consumer(self.client(self.admin_key(org)), clock_ms)
 
-    def regulator(self, org: str = REGULATOR) -> Regulator:
-        return Regulator(self.client(self.admin_key(org)))
+    def regulator(self) -> Regulator:
+        """The People's Bank branch: a regulator only (the custodian also regulates, but holds more roles)."""
+        return Regulator(self.client(self.admin_key(REGULATOR)))
 
     def safe_box(self, key: KeyPair) -> SafeBox:
         return SafeBox(self.client(key), clock_ms)
