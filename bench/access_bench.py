@@ -64,6 +64,7 @@ from client.consumer import Consumer
 from client.enrollment import enrollment_transaction, synthetic_national_id
 from client.provider import Provider
 from client.received import ReceiptError, verify_access_answer
+from client.regulator import Regulator
 from client.sdk import LedgerClient
 from ledger.crypto import KeyPair
 from node.devnet import load_node_config
@@ -77,6 +78,7 @@ DATA_TYPES = ["vehicle.registration", "traffic.violation"]
 SEED_THREADS = 16
 ONE_CONNECTION = httpx.Limits(max_connections=1, max_keepalive_connections=1)
 NODE_START_TIMEOUT_S = 60
+RESULT_GRACE_S = 180  # after the window: drain the last requests, verify the samples
 
 
 # --- the node ------------------------------------------------------------------
@@ -91,10 +93,12 @@ def running_node(setup: str, data_dir: Path) -> Iterator[tuple[str, int]]:
         return
     port = free_port()
     command = [sys.executable, "-m", "client.cli", "node", "start", "--data-dir", str(data_dir), "--port", str(port)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log_path = data_dir.parent / "node.log"  # a file, not a pipe: nobody reads a pipe during the run
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_serving(url, process)
+        _wait_until_serving(url, process, log_path)
         yield url, process.pid
     finally:
         process.terminate()
@@ -105,11 +109,11 @@ def running_node(setup: str, data_dir: Path) -> Iterator[tuple[str, int]]:
             process.wait()
 
 
-def _wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
+def _wait_until_serving(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
     deadline = time.monotonic() + NODE_START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the node exited with {process.returncode}: {process.stderr.read().decode() if process.stderr else ''}")
+            raise RuntimeError(f"the node exited with {process.returncode}:\n{log_path.read_text()[-2000:]}")
         try:
             httpx.get(f"{url}/v1/network", timeout=1)  # any answer (401: unsigned) means it serves
             return
@@ -120,12 +124,12 @@ def _wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
 
 def cpu_seconds(pid: int, exclude: frozenset[int] = frozenset()) -> float | None:
     """User + system CPU of ``pid`` and its live descendants (minus ``exclude``), from /proc; None elsewhere."""
-    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    stats: dict[int, tuple[int, float]] = {}
     try:
         entries = [name for name in os.listdir("/proc") if name.isdigit()]
     except FileNotFoundError:
         return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}  # pid -> (parent pid, CPU seconds)
     for name in entries:
         try:
             fields = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()
@@ -157,8 +161,8 @@ def seed(url: str, data_dir: Path, citizens: int, rng: random.Random) -> Seeded:
     config = load_node_config(data_dir)
     keys = [KeyPair.generate() for _ in range(citizens)]
     now = clock_ms()
-    with LedgerClient(url, key=config.admin_key("jinan-bigdata")) as bureau:
-        authority = config.admin_key("jinan-bigdata")
+    authority = config.admin_key("jinan-bigdata")
+    with LedgerClient(url, key=authority) as bureau:
         enrollments = [
             enrollment_transaction(authority, key, bureau.network_id, synthetic_national_id(rng), os.urandom(32), time_ms=now)
             for key in keys
@@ -331,7 +335,7 @@ def run_level(url: str, node_pid: int, seeded: Seeded, args: argparse.Namespace,
         head_before, cpu_before = reader.checkpoint().checkpoint, cpu_seconds(node_pid, exclude)
         time.sleep(max(0.0, window_start + args.duration - time.monotonic()))
         head_after, cpu_after = reader.checkpoint().checkpoint, cpu_seconds(node_pid, exclude)
-    loads: list[LoadResult] = [results.get() for _ in processes]
+    loads: list[LoadResult] = [results.get(timeout=args.duration + RESULT_GRACE_S) for _ in processes]
     for process in processes:
         process.join()
     return LevelFigures(
@@ -354,8 +358,9 @@ def run_level(url: str, node_pid: int, seeded: Seeded, args: argparse.Namespace,
 def granted_on_ledger(url: str, data_dir: Path) -> int:
     """The regulator's count of committed granted access records of the insurer (paged GET /v1/access)."""
     count, after = 0, None
-    with LedgerClient(url, key=load_node_config(data_dir).admin_key(REGULATOR)) as regulator:
-        while page := regulator._get("/v1/access", consumer=CONSUMER, outcome="granted", after=after, limit=1000)["accesses"]:
+    with LedgerClient(url, key=load_node_config(data_dir).admin_key(REGULATOR)) as client:
+        regulator = Regulator(client)
+        while page := regulator.accesses(consumer=CONSUMER, outcome="granted", after=after, limit=1000):
             count += len(page)
             after = page[-1]["log_index"]
     return count
@@ -412,7 +417,7 @@ def bench_setup(setup: str, args: argparse.Namespace) -> list[LevelFigures]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--setup", choices=["process", "embedded", "both"], default="both")
+    parser.add_argument("--setup", choices=["process", "embedded", "both"], help="default: both (process with --quick)")
     parser.add_argument("--concurrency", type=lambda text: [int(c) for c in text.split(",")], default=[16, 64, 128])
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds per level")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load before each window")
@@ -420,11 +425,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="load generator processes")
     parser.add_argument("--sample-every", type=int, default=100, help="verify one answer in this many")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--quick", action="store_true", help="smoke run: process setup, 20 citizens, C=16, 1 s + 3 s")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 20 citizens, C=16, 1 s + 3 s")
     args = parser.parse_args()
     if args.quick:
-        args.setup, args.citizens, args.concurrency, args.warmup, args.duration, args.sample_every = "process", 20, [16], 1.0, 3.0, 10
-    setups = ["process", "embedded"] if args.setup == "both" else [args.setup]
+        args.citizens, args.concurrency, args.warmup, args.duration, args.sample_every = 20, [16], 1.0, 3.0, 10
+    chosen = args.setup or ("process" if args.quick else "both")
+    setups = ["process", "embedded"] if chosen == "both" else [chosen]
     print(f"machine: {os.cpu_count()} cores shared by the node and {args.workers} load processes "
           f"(load average before the run: {os.getloadavg()[0]:.1f}); "
           f"{args.warmup:g} s warm-up + {args.duration:g} s measured per level", flush=True)
