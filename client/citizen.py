@@ -16,7 +16,6 @@ from typing import Any, Iterator
 from client.received import ReceivedData, verify_access_answer
 from client.sdk import LedgerClient
 from ledger.consent import terms_hash
-from ledger.tx import build_transaction
 from privacy.envelope import generate_x25519
 
 __all__ = ["SafeBox", "SensitiveConfirmationNeeded", "terms_from_json"]
@@ -40,18 +39,18 @@ class SafeBox:
         self.key = client.key
 
     def _send(self, tx_type: str, payload: dict[str, Any]) -> dict[str, Any]:
-        envelope = build_transaction(self.key, self._client.network_id, tx_type, payload, time_ms=self._clock_ms())
+        envelope = self._client.sign(tx_type, payload, time_ms=self._clock_ms())
         return self._client.commit(envelope)
 
     # --- records and my own data -----------------------------------------------
 
     def records(self) -> list[dict[str, Any]]:
-        return self._client._get("/v1/records")["records"]
+        return self._client.get("/v1/records")["records"]
 
     def open_my_data(self, data_types: list[str] | None = None) -> ReceivedData:
         """My own records' payloads, sealed to a fresh key of mine; the view is logged like any access."""
         private_key, public_key = generate_x25519()
-        answer = self._client._post(
+        answer = self._client.post(
             "/v1/access", {"subject": self.key.public_key.hex(), "data_types": data_types, "recipient_key": public_key.hex()}
         )
         return verify_access_answer(
@@ -60,7 +59,7 @@ class SafeBox:
         )
 
     def request_correction(self, record_id: bytes, reason: str) -> bytes:
-        record = self._client._get(f"/v1/records/{record_id.hex()}")
+        record = self._client.get(f"/v1/records/{record_id.hex()}")
         request_id = os.urandom(16)
         self._send(
             "correction.request", {"request_id": request_id, "record_id": record_id, "version": record["version"], "reason": reason}
@@ -70,13 +69,13 @@ class SafeBox:
     # --- consents --------------------------------------------------------------
 
     def consents(self, status: str | None = None) -> list[dict[str, Any]]:
-        return self._client._get("/v1/consents", status=status)["consents"]
+        return self._client.get("/v1/consents", status=status)["consents"]
 
     def pending(self) -> list[dict[str, Any]]:
         return self.consents(status="requested")
 
     def consent(self, consent_id: bytes) -> dict[str, Any]:
-        return self._client._get(f"/v1/consents/{consent_id.hex()}")
+        return self._client.get(f"/v1/consents/{consent_id.hex()}")
 
     def grant(self, consent_id: bytes, *, confirm_sensitive: bool = False) -> dict[str, Any]:
         consent = self.consent(consent_id)
@@ -111,7 +110,7 @@ class SafeBox:
     # --- my access log ---------------------------------------------------------
 
     def access_log(self, *, after: int | None = None, wait_s: float = 0) -> list[dict[str, Any]]:
-        return self._client._get("/v1/access", after=after, wait_s=wait_s or None)["accesses"]
+        return self._client.get("/v1/access", after=after, wait_s=wait_s or None)["accesses"]
 
     def follow(self, *, after: int | None = None, wait_s: float = 25) -> Iterator[dict[str, Any]]:
         """Every access to my data as it is committed (long-poll; runs until the caller stops)."""

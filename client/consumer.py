@@ -7,7 +7,6 @@ from typing import Any
 
 from client.received import ReceivedData, verify_access_answer
 from client.sdk import LedgerClient
-from ledger.tx import build_transaction
 from privacy.envelope import generate_x25519
 
 __all__ = ["Consumer"]
@@ -58,20 +57,20 @@ class Consumer:
         }
         if grantor is not None:
             terms["grantor"] = grantor
-        envelope = build_transaction(self.key, self._client.network_id, "consent.request", terms, time_ms=now)
+        envelope = self._client.sign("consent.request", terms, time_ms=now)
         self._client.commit(envelope)
         return terms["consent_id"]
 
     def consents(self, status: str | None = None) -> list[dict[str, Any]]:
-        return self._client._get("/v1/consents", status=status)["consents"]
+        return self._client.get("/v1/consents", status=status)["consents"]
 
     def consent(self, consent_id: bytes) -> dict[str, Any]:
-        return self._client._get(f"/v1/consents/{consent_id.hex()}")
+        return self._client.get(f"/v1/consents/{consent_id.hex()}")
 
     def fetch(self, consent_id: bytes, subject: bytes, data_types: list[str] | None = None) -> ReceivedData:
         """The consented records, sealed to a fresh X25519 key and checked; raises ApiError named by the refusal reason."""
         private_key, public_key = generate_x25519()
-        answer = self._client._post(
+        answer = self._client.post(
             "/v1/access",
             {"subject": subject.hex(), "consent_id": consent_id.hex(), "data_types": data_types, "recipient_key": public_key.hex()},
         )
@@ -80,4 +79,4 @@ class Consumer:
         )
 
     def accesses(self, **filters: Any) -> list[dict[str, Any]]:
-        return self._client._get("/v1/access", **filters)["accesses"]
+        return self._client.get("/v1/access", **filters)["accesses"]

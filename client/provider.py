@@ -15,7 +15,6 @@ from typing import Any
 from client.sdk import LedgerClient, TransactionRefused
 from ledger import codec
 from ledger.rules.records import commit_record_payload
-from ledger.tx import build_transaction
 from privacy.envelope import record_aad, seal_record, x25519_public_from_ed25519
 
 __all__ = ["Provider"]
@@ -28,11 +27,11 @@ class Provider:
         self.key = client.key
 
     def _tx(self, tx_type: str, payload: dict[str, Any]) -> bytes:
-        return build_transaction(self.key, self._client.network_id, tx_type, payload, time_ms=self._clock_ms())
+        return self._client.sign(tx_type, payload, time_ms=self._clock_ms())
 
     def _vault_key(self) -> bytes:
         """The X25519 key of the node we talk to, once checked to be a custodian organization's node."""
-        info = self._client._network_info()
+        info = self._client.network_info()
         node_key = info["this_node"]["key"]
         custodian_nodes = {node["key"] for org in info["orgs"] if "custodian" in org["roles"] for node in org["nodes"]}
         if node_key not in custodian_nodes:
@@ -46,7 +45,7 @@ class Provider:
         return commit_record_payload(salt, codec.encode(payload)), base64.b64encode(sealed.encode()).decode()
 
     def _post_record(self, envelope: bytes, sealed: str) -> dict[str, Any]:
-        result = self._client._post("/v1/records", {"transaction": base64.b64encode(envelope).decode(), "sealed_payload": sealed})
+        result = self._client.post("/v1/records", {"transaction": base64.b64encode(envelope).decode(), "sealed_payload": sealed})
         if result["status"] != "committed":
             raise TransactionRefused(result)
         return result
@@ -61,7 +60,7 @@ class Provider:
         return record_id
 
     def correct(self, record_id: bytes, payload: dict[str, Any], *, as_of: int, request_id: bytes | None = None) -> int:
-        record = self._client._get(f"/v1/records/{record_id.hex()}")
+        record = self._client.get(f"/v1/records/{record_id.hex()}")
         version = record["version"] + 1
         commitment, sealed = self._seal(record_id, version, record["type"], bytes.fromhex(record["subject"]), payload)
         body: dict[str, Any] = {"record_id": record_id, "version": version, "as_of": as_of, "commitment": commitment}
@@ -77,7 +76,7 @@ class Provider:
         return self._client.commit(self._tx("correction.reject", {"request_id": request_id, "note": note}))
 
     def records(self) -> list[dict[str, Any]]:
-        return self._client._get("/v1/records")["records"]
+        return self._client.get("/v1/records")["records"]
 
     def corrections(self, status: str | None = None) -> list[dict[str, Any]]:
-        return self._client._get("/v1/corrections", status=status)["corrections"]
+        return self._client.get("/v1/corrections", status=status)["corrections"]

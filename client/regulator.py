@@ -71,10 +71,10 @@ class Regulator:
         self._client = client
 
     def accesses(self, **filters: Any) -> list[dict[str, Any]]:
-        return self._client._get("/v1/access", **filters)["accesses"]
+        return self._client.get("/v1/access", **filters)["accesses"]
 
     def consents(self, **filters: Any) -> list[dict[str, Any]]:
-        return self._client._get("/v1/consents", **filters)["consents"]
+        return self._client.get("/v1/consents", **filters)["consents"]
 
     def prove_access(self, log_index: int) -> dict[str, Any]:
         """Inclusion of the access record at ``log_index`` in the latest signed checkpoint (raises if it fails)."""

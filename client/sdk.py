@@ -19,6 +19,7 @@ from ledger.checkpoint import Checkpoint, SignedCheckpoint
 from ledger.crypto import KeyPair
 from ledger.merkle import CompactRange, hash_leaf, verify_consistency, verify_inclusion
 from ledger.errors import RootMismatchError
+from ledger.tx import build_transaction
 
 __all__ = ["ApiError", "LedgerClient", "LogAudit", "TransactionRefused"]
 
@@ -68,13 +69,14 @@ class LedgerClient:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def _get(self, path: str, **params: Any) -> Any:
+    def get(self, path: str, **params: Any) -> Any:
+        """GET ``path`` (None-valued params are left out) and return the JSON body, or raise ApiError."""
         query = {name: value for name, value in params.items() if value is not None}
         return self._answer(self._http.get(path, params=query or None))
 
-    def _post(self, path: str, body: dict[str, Any], *, timeout_s: float | None = None) -> Any:
-        extra = {} if timeout_s is None else {"timeout": timeout_s}
-        return self._answer(self._http.post(path, json=body, **extra))
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        """POST ``body`` as JSON to ``path`` and return the JSON answer, or raise ApiError."""
+        return self._answer(self._http.post(path, json=body))
 
     @staticmethod
     def _answer(response: httpx.Response) -> Any:
@@ -90,6 +92,10 @@ class LedgerClient:
         payload = {"transactions": [base64.b64encode(e).decode() for e in envelopes], "timeout_ms": timeout_ms}
         return self._answer(self._http.post("/v1/transactions", json=payload))["results"]
 
+    def sign(self, tx_type: str, payload: dict[str, Any], *, time_ms: int) -> bytes:
+        """A transaction of ``tx_type`` signed with this client's key for this client's network."""
+        return build_transaction(self.key, self.network_id, tx_type, payload, time_ms=time_ms)
+
     def commit(self, envelope: bytes, *, timeout_ms: int = 30_000) -> dict[str, Any]:
         """Submit one transaction and return its result once committed; raise TransactionRefused otherwise."""
         result = self.submit([envelope], timeout_ms=timeout_ms)[0]
@@ -98,31 +104,32 @@ class LedgerClient:
         return result
 
     def transaction(self, tx_id: bytes) -> dict[str, Any]:
-        return self._get(f"/v1/transactions/{tx_id.hex()}")
+        return self.get(f"/v1/transactions/{tx_id.hex()}")
 
     # --- the audit surface --------------------------------------------------
 
     def network(self) -> dict[str, Any]:
-        return self._get("/v1/network")
+        return self.get("/v1/network")
 
     @property
     def network_id(self) -> bytes:
-        return bytes.fromhex(self._network_info()["network"])
+        return bytes.fromhex(self.network_info()["network"])
 
     def node_keys(self) -> dict[bytes, str]:
         """Public key → node id of every peer the network names (fetched once per client)."""
         return {
-            bytes.fromhex(node["key"]): node["id"] for org in self._network_info()["orgs"] for node in org["nodes"]
+            bytes.fromhex(node["key"]): node["id"] for org in self.network_info()["orgs"] for node in org["nodes"]
         }
 
-    def _network_info(self) -> dict[str, Any]:
+    def network_info(self) -> dict[str, Any]:
+        """/v1/network, fetched once per client."""
         if self._network is None:
             self._network = self.network()
         return self._network
 
     def checkpoint(self) -> SignedCheckpoint:
         """The node's latest checkpoint, signature checked (raises CheckpointError if forged)."""
-        signed = SignedCheckpoint.decode(base64.b64decode(self._get("/v1/log/checkpoint")["encoded"]))
+        signed = SignedCheckpoint.decode(base64.b64decode(self.get("/v1/log/checkpoint")["encoded"]))
         signed.verify()
         return signed
 
@@ -134,7 +141,7 @@ class LedgerClient:
         """Leaves start..end-1 with each one's block height, block time and validity code."""
         found: list[tuple[bytes, dict[str, Any]]] = []
         while start + len(found) < end:
-            page = self._get("/v1/log/entries", start=start + len(found), end=end)
+            page = self.get("/v1/log/entries", start=start + len(found), end=end)
             found.extend((base64.b64decode(entry), meta) for entry, meta in zip(page["entries"], page["meta"]))
         return found
 
@@ -142,16 +149,16 @@ class LedgerClient:
         """Canonical header bytes of blocks start..end-1, following the node's page limit."""
         found: list[bytes] = []
         while start + len(found) < end:
-            page = self._get("/v1/log/headers", start=start + len(found), end=end)
+            page = self.get("/v1/log/headers", start=start + len(found), end=end)
             found.extend(base64.b64decode(header) for header in page["headers"])
         return found
 
     def block(self, height: int) -> dict[str, Any]:
-        return self._get(f"/v1/log/blocks/{height}")
+        return self.get(f"/v1/log/blocks/{height}")
 
     def verify_inclusion(self, leaf: bytes, index: int, checkpoint: Checkpoint) -> None:
         """Fetch the audit path of ``leaf`` and check it against the signed root (raises on failure)."""
-        proof = self._get("/v1/log/proof/inclusion", index=index, tree_size=checkpoint.tree_size)
+        proof = self.get("/v1/log/proof/inclusion", index=index, tree_size=checkpoint.tree_size)
         path = [bytes.fromhex(node) for node in proof["audit_path"]]
         verify_inclusion(hash_leaf(leaf), index, checkpoint.tree_size, path, checkpoint.root_hash)
 
@@ -161,7 +168,7 @@ class LedgerClient:
             if old.root_hash != new.root_hash:
                 raise RootMismatchError(old.root_hash, new.root_hash)
             return
-        proof = self._get("/v1/log/proof/consistency", first=old.tree_size, second=new.tree_size)
+        proof = self.get("/v1/log/proof/consistency", first=old.tree_size, second=new.tree_size)
         nodes = [bytes.fromhex(node) for node in proof["consistency"]]
         verify_consistency(old.tree_size, new.tree_size, old.root_hash, new.root_hash, nodes)
 

@@ -75,7 +75,7 @@ class AccessDesk:
 
     def access(self, request: AccessRequest, *, timeout_s: float = 30.0) -> GrantedAccess:
         """Release the data, or raise ApiError named by the refusal reason after recording the refusal."""
-        consent = self._read(consent_key(request.consent_id)) if request.consent_id is not None else None
+        consent = self._peer.store.read_state(consent_key(request.consent_id)) if request.consent_id is not None else None
         if request.consumer is None:
             data_types = list(request.data_types or self._subject_types(request.subject))
             purpose, reason, date_range = SUBJECT_VIEW_PURPOSE, None, None
@@ -104,7 +104,7 @@ class AccessDesk:
         granted = {**base, "outcome": "granted", "result_hash": digest, "records": [{"record_id": r, "version": v} for r, v, _ in records]}
         envelope, submitted = self._submit(granted, timeout_s)
         if submitted.status != "committed":
-            later = self._read(consent_key(request.consent_id)) if request.consent_id is not None else None
+            later = self._peer.store.read_state(consent_key(request.consent_id)) if request.consent_id is not None else None
             reason = refusal_reason(
                 later, consumer=request.consumer or "", subject=request.subject, data_types=data_types, mode="raw", now_ms=self._clock_ms()
             ) if request.consumer is not None else None
@@ -158,10 +158,10 @@ class AccessDesk:
             if codec.decode(value) not in wanted:
                 continue
             record_id = key[len(prefix) :]
-            head = self._read(record_key(record_id))
+            head = self._peer.store.read_state(record_key(record_id))
             if head["status"] != "active":
                 continue
-            version = self._read(record_version_key(record_id, head["version"]))
+            version = self._peer.store.read_state(record_version_key(record_id, head["version"]))
             if date_range is not None and not date_range[0] <= version["as_of"] <= date_range[1]:
                 continue
             found.append((record_id, head["version"], {**version, "type": head["type"]}))
@@ -192,7 +192,3 @@ class AccessDesk:
         if request.consent_id is not None:
             header["consent_id"] = request.consent_id
         return codec.encode({"access": header, "records": released})
-
-    def _read(self, key: bytes) -> Any:
-        raw = self._peer.store.state.get(key)
-        return None if raw is None else codec.decode(raw)

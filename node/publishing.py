@@ -94,7 +94,7 @@ class Publisher:
                 Bytes(32)(payload["subject"], "payload.subject")
                 return record_id, 1, payload["type"], payload["subject"]
             UInt(2, 2**32 - 1)(payload["version"], "payload.version")
-            head = self._read(record_key(record_id))
+            head = self._peer.store.read_state(record_key(record_id))
             if head is None:
                 raise ApiError("not_found", f"no record {record_id.hex()} to correct")
             return record_id, payload["version"], head["type"], head["subject"]
@@ -106,7 +106,7 @@ class Publisher:
     def _check_payload(
         self, tx: Transaction, sealed: SealedRecord, record_id: bytes, version: int, data_type: str, subject: bytes
     ) -> None:
-        entry = self._read(catalogue_key(data_type))
+        entry = self._peer.store.read_state(catalogue_key(data_type))
         if entry is None:
             raise ApiError("not_found", f"no catalogue entry for data type {data_type!r}")
         try:
@@ -123,7 +123,3 @@ class Publisher:
             raise ApiError("invalid_argument", f"sealed {exc}") from None
         if commit_record_payload(opening["salt"], codec.encode(opening["payload"])) != tx.payload.get("commitment"):
             raise ApiError("invalid_argument", "commitment: does not match the sealed payload and salt")
-
-    def _read(self, key: bytes) -> Any:
-        raw = self._peer.store.state.get(key)
-        return None if raw is None else codec.decode(raw)

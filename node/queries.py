@@ -37,18 +37,15 @@ class Queries:
     def __init__(self, store: LedgerStore) -> None:
         self._store = store
 
-    def _read(self, key: bytes) -> Any:
-        raw = self._store.state.get(key)
-        return None if raw is None else codec.decode(raw)
 
     # --- records -------------------------------------------------------------
 
     def record(self, record_id: bytes) -> dict[str, Any] | None:
-        head = self._read(record_key(record_id))
+        head = self._store.read_state(record_key(record_id))
         if head is None:
             return None
         versions = [
-            {"version": version, **to_json(self._read(record_version_key(record_id, version)))}
+            {"version": version, **to_json(self._store.read_state(record_version_key(record_id, version)))}
             for version in range(1, head["version"] + 1)
         ]
         return {"record_id": record_id.hex(), **to_json(head), "versions": versions}
@@ -80,7 +77,7 @@ class Queries:
     # --- consents ------------------------------------------------------------
 
     def consent(self, consent_id: bytes, now_ms: int) -> dict[str, Any] | None:
-        stored = self._read(consent_key(consent_id))
+        stored = self._store.read_state(consent_key(consent_id))
         if stored is None:
             return None
         return {
@@ -122,7 +119,7 @@ class Queries:
         """Access records (granted and refused) in log order, after log index ``after``."""
         found = []
         for log_index in self._access_indexes(subject, consumer, after):
-            summary = self._read(access_key(log_index))
+            summary = self._store.read_state(access_key(log_index))
             entry = {"log_index": log_index, **to_json(summary)}
             if keep(entry):
                 found.append(entry)

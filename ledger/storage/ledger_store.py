@@ -119,6 +119,11 @@ class LedgerStore:
         head = self.head()
         return CompactRange.from_reader(self, 0 if head is None else head.tree_size)
 
+    def read_state(self, key: bytes) -> codec.Value | None:
+        """The decoded committed state value of ``key``, or None."""
+        raw = self.state.get(key)
+        return None if raw is None else codec.decode(raw)
+
     def state_scan(self, prefix: bytes, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         """Committed state entries whose key starts with ``prefix`` (from ``start`` on), in key order."""
         for key, value in self.kv.iterate(schema.state_key(prefix), None if start is None else schema.state_key(start)):
