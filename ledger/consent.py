@@ -28,9 +28,12 @@ from ledger import codec
 from ledger.crypto import sha256
 
 __all__ = [
+    "ACCESS_REFUSALS",
+    "COMPUTATION_REFUSALS",
     "CONSENT_ID_SIZE",
     "CONTEXT_CONSENT_TERMS",
     "FINAL_STATUSES",
+    "MODES",
     "NEXT_OF_KIN_TYPES",
     "PERIOD_MS",
     "REFUSAL_REASONS",
@@ -46,6 +49,11 @@ CONTEXT_CONSENT_TERMS = b"quancheng-ledger/v1/consent-terms\x00"
 
 PERIOD_MS = {"hour": 3_600_000, "day": 86_400_000, "week": 7 * 86_400_000}
 FINAL_STATUSES = frozenset({"rejected", "revoked", "exhausted"})
+
+# How much of the data an access reveals, most first. A consent's mode is the most it allows:
+# a ``raw`` consent also allows a masked view or a computed result, a ``masked`` one a computed
+# result, a ``computed`` one only a result computed over the records (never the records).
+MODES: tuple[str, ...] = ("raw", "masked", "computed")
 
 # PIPL art. 49: after a death, close relatives may exercise the deceased's rights for their
 # own lawful interests. Here that is narrowed to the proof of death an insurer needs.
@@ -63,8 +71,16 @@ REFUSAL_REASONS: Mapping[str, str] = {
     "exhausted": "the consent's use limit is reached",
     "frequency": "the consent's frequency limit is reached for the current period",
     "scope": "a requested data type is not covered by the consent",
-    "mode": "the consent allows only a computed result, not the raw data",
+    "mode": "the consent does not allow this mode of access (raw, then masked, then computed: the consent's mode is the most it allows)",
 }
+
+# Not consent decisions: why the custodian refused an access the consent allowed, because the
+# computation asked for may not run or was stopped. Recorded like the others.
+COMPUTATION_REFUSALS: Mapping[str, str] = {
+    "module_not_approved": "the computation module is not pinned, checked and approved by every provider of the data it reads",
+    "computation_failed": "the computation was stopped in the sandbox (see the access record's computation error)",
+}
+ACCESS_REFUSALS: Mapping[str, str] = {**REFUSAL_REASONS, **COMPUTATION_REFUSALS}
 
 
 def terms_hash(terms: Mapping[str, Any]) -> bytes:
@@ -116,7 +132,7 @@ def refusal_reason(
         return "consent_not_yet_valid"
     if not set(data_types) <= set(terms["data_types"]):
         return "scope"
-    if mode == "raw" and terms["mode"] != "raw":
+    if MODES.index(mode) < MODES.index(terms["mode"]):
         return "mode"
     if consent["uses"] >= terms["max_uses"]:
         return "exhausted"

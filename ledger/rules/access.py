@@ -11,6 +11,15 @@ A refusal is recorded with its reason code and changes no consent.
 An access with no ``consumer`` is a citizen opening their own data (purpose
 ``subject.view``): no consent applies, and the requester must be the subject.
 
+The ``mode`` says what left the node: ``raw`` records, a ``masked`` view of them,
+or only a ``computed`` result. A computed access carries its receipt in
+``computation``: what ran (the pinned module's hash or the HE job's hash), on
+which engine, with which parameters, the fuel it used and the hash of its
+output — enough for a regulator to re-run a sandbox job and compare. A sandbox
+module must be ``approved`` (``ledger.rules.modules``) and pinned by the consumer
+that runs it. A computation the sandbox stopped is recorded as refused with
+reason ``computation_failed`` and the sandbox's error code; nothing was released.
+
 State keys (``<u64>`` is the access's log index, big-endian, so listings come in log order)::
 
     access/<u64>                      summary: outcome, reason, consumer, subject, consent, types, time
@@ -24,22 +33,23 @@ import struct
 from typing import Any
 
 from ledger.crypto import sha256
-from ledger.consent import CONSENT_ID_SIZE, REFUSAL_REASONS, record_use, refusal_reason
+from ledger.consent import ACCESS_REFUSALS, COMPUTATION_REFUSALS, CONSENT_ID_SIZE, MODES, record_use, refusal_reason
 from ledger.fields import Bytes, Choice, ListOf, MapOf, Optional, Text, UInt
 from ledger.genesis import Role
 from ledger.rules.consents import consent_key
-from ledger.rules.engine import Code, Context, RuleViolation, member_key, org_key, register
-from ledger.rules.membership import node_key, node_key_holder
+from ledger.rules.engine import Code, Context, RuleViolation, member_key, register
+from ledger.rules.membership import custodian_of_node_key
+from ledger.rules.modules import input_types, module_key
 from ledger.rules.records import RECORD_ID_SIZE, record_key, record_version_key
 
 __all__ = [
     "ACCESS_SPEC",
+    "COMPUTATION_SPEC",
     "RESULT_CONTEXT",
     "access_result_hash",
     "SUBJECT_VIEW_PURPOSE",
     "access_key",
     "consumer_access_key",
-    "custodian_of_node_key",
     "subject_access_key",
 ]
 
@@ -47,19 +57,31 @@ _U64 = struct.Struct(">Q")
 SUBJECT_VIEW_PURPOSE = "subject.view"
 MAX_RECORDS_PER_ACCESS = 256
 
+COMPUTATION_KINDS = frozenset({"sandbox", "he_score"})
+COMPUTATION_SPEC = {
+    "kind": Choice(COMPUTATION_KINDS),
+    "code_hash": Bytes(32),  # sandbox: SHA-256 of the wasm module; he_score: SHA-256 of the job bundle
+    "engine": Text(64),  # e.g. "wasmtime 50.0.1", "openfhe 1.3.0 bfv-score-v1"
+    "params": Bytes(max_size=8192),  # canonical CBOR map: limits or parameter set, input layout
+    "fuel": Optional(UInt()),
+    "output_hash": Optional(Bytes(32)),
+    "error": Optional(Text(32, identifier=True)),
+}
+
 ACCESS_SPEC = {
     "requester": Bytes(32),
     "request_digest": Bytes(32),
     "subject": Bytes(32),
     "data_types": ListOf(Text(64, identifier=True), 1, 16, unique=True),
     "purpose": Text(64, identifier=True),
-    "mode": Choice(frozenset({"raw", "computed"})),
+    "mode": Choice(frozenset(MODES)),
     "consumer": Optional(Text(64, identifier=True)),
     "consent_id": Optional(Bytes(CONSENT_ID_SIZE)),
     "records": ListOf(MapOf({"record_id": Bytes(RECORD_ID_SIZE), "version": UInt(1, 2**32 - 1)}), 0, MAX_RECORDS_PER_ACCESS),
     "outcome": Choice(frozenset({"granted", "refused"})),
     "result_hash": Optional(Bytes(32)),
-    "reason": Optional(Choice(frozenset(REFUSAL_REASONS))),
+    "reason": Optional(Choice(frozenset(ACCESS_REFUSALS))),
+    "computation": Optional(MapOf(COMPUTATION_SPEC)),
 }
 
 
@@ -83,16 +105,6 @@ def consumer_access_key(org: str, log_index: int) -> bytes:
     return b"consumer-access/" + org.encode() + b"/" + _U64.pack(log_index)
 
 
-def custodian_of_node_key(state: Any, public_key: bytes) -> str | None:
-    """The org running the node whose key this is, if that org is a custodian; else None."""
-    holder = state.read(node_key_holder(public_key))
-    if holder is None:
-        return None
-    org_id = state.read(node_key(holder["node"]))["org"]
-    org = state.read(org_key(org_id))
-    return org_id if org is not None and Role.CUSTODIAN.value in org["roles"] else None
-
-
 @register("access.record", ACCESS_SPEC, needs_known_signer=False)
 def apply_access_record(ctx: Context) -> None:
     access = ctx.payload
@@ -103,6 +115,7 @@ def apply_access_record(ctx: Context) -> None:
         raise RuleViolation(Code.BAD_PAYLOAD, "a granted access carries result_hash, a refused one a reason")
     if not granted and access["records"]:
         raise RuleViolation(Code.BAD_PAYLOAD, "a refused access releases no records")
+    _check_computation(ctx, access, granted)
     if "consumer" in access:
         _check_consumer_requester(ctx, access)
         if granted:
@@ -115,10 +128,39 @@ def apply_access_record(ctx: Context) -> None:
     summary: dict[str, Any] = {
         key: access[key] for key in ("outcome", "subject", "data_types", "purpose", "mode", "consumer", "consent_id", "reason") if key in access
     }
+    if "computation" in access:
+        summary["computation"] = {key: access["computation"][key] for key in ("kind", "code_hash", "error") if key in access["computation"]}
     ctx.state.put(access_key(ctx.log_index), {**summary, "time": ctx.block_time, "records": len(access["records"])})
     ctx.state.put(subject_access_key(access["subject"], ctx.log_index), b"")
     if "consumer" in access:
         ctx.state.put(consumer_access_key(access["consumer"], ctx.log_index), b"")
+
+
+def _check_computation(ctx: Context, access: dict[str, Any], granted: bool) -> None:
+    """A computed access carries its receipt; a sandbox module must be approved and the consumer's own."""
+    computation = access.get("computation")
+    refused_computation = access.get("reason") in COMPUTATION_REFUSALS
+    if (computation is not None) != (access["mode"] == "computed" and (granted or refused_computation)):
+        raise RuleViolation(
+            Code.BAD_PAYLOAD, "a computation receipt goes with a computed access that was granted or stopped, and only with one"
+        )
+    if computation is None:
+        if refused_computation:
+            raise RuleViolation(Code.BAD_PAYLOAD, f"reason {access['reason']!r} needs the computation receipt")
+        return
+    if "consumer" not in access:
+        raise RuleViolation(Code.FORBIDDEN, "computations run for a consumer under its consent")
+    if granted != ("output_hash" in computation) or granted == ("error" in computation):
+        raise RuleViolation(Code.BAD_PAYLOAD, "a completed computation carries output_hash, a stopped one its error code")
+    if computation["kind"] != "sandbox" or access.get("reason") == "module_not_approved":
+        return
+    module = ctx.state.read(module_key(computation["code_hash"]))
+    if module is None or module["consumer"] != access["consumer"]:
+        raise RuleViolation(Code.FORBIDDEN, "the module is not pinned by this consumer")
+    if module["status"] != "approved":
+        raise RuleViolation(Code.POLICY_NOT_MET, f"the module is {module['status']}, not approved by every provider of its data")
+    if sorted(access["data_types"]) != input_types(module["inputs"]):
+        raise RuleViolation(Code.BAD_PAYLOAD, "the access's data types are not exactly the ones the module reads")
 
 
 def _check_consumer_requester(ctx: Context, access: dict[str, Any]) -> None:

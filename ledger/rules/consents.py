@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.consent import CONSENT_ID_SIZE, FINAL_STATUSES, NEXT_OF_KIN_TYPES, PERIOD_MS, effective_status, terms_hash
+from ledger.consent import CONSENT_ID_SIZE, FINAL_STATUSES, MODES, NEXT_OF_KIN_TYPES, PERIOD_MS, effective_status, terms_hash
 from ledger.fields import Bytes, Choice, ListOf, MapOf, Optional, Text, UInt
 from ledger.genesis import Role
 from ledger.rules.catalogue import read_catalogue_entry
@@ -43,7 +43,7 @@ TERMS_SPEC = {
     "grantor": Optional(Bytes(32)),
     "data_types": ListOf(Text(64, identifier=True), 1, 16, unique=True),
     "purpose": MapOf({"code": Text(64, identifier=True), "text": Text(500)}),
-    "mode": Choice(frozenset({"raw", "computed"})),
+    "mode": Choice(frozenset(MODES)),
     "data_from": UInt(),
     "data_until": UInt(),
     "valid_from": UInt(),

@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from ledger.fields import MapOf, Text, UInt
-from ledger.genesis import GENESIS_SPEC, MAX_ORGS, ORG_SPEC, check_membership, network_id
+from ledger.genesis import GENESIS_SPEC, Role, MAX_ORGS, ORG_SPEC, check_membership, network_id
 from ledger.rules.engine import GENESIS_TYPE, Code, Context, RuleViolation, member_key, org_key, register, resolve_signer
 
-__all__ = ["GENESIS_TYPE", "ORGS_KEY", "POLICY_KEY", "node_key", "node_key_holder"]
+__all__ = ["GENESIS_TYPE", "ORGS_KEY", "POLICY_KEY", "custodian_of_node_key", "node_key", "node_key_holder"]
 
 ORGS_KEY = b"network/orgs"
 POLICY_KEY = b"network/policy"
@@ -24,7 +24,7 @@ def node_key(node_id: str) -> bytes:
 
 
 def node_key_holder(public_key: bytes) -> bytes:
-    """State key mapping a node's public key to its node id (node keys never sign transactions)."""
+    """State key mapping a node's public key to its node id (a node key signs only what its custodian node attests: access records, module checks, aggregates)."""
     return b"nodekey/" + public_key
 
 
@@ -129,3 +129,13 @@ def _erase_org(ctx: Context, org: dict[str, Any]) -> None:
     for node in org["nodes"]:
         ctx.state.delete(node_key(node["id"]))
         ctx.state.delete(node_key_holder(node["key"]))
+
+
+def custodian_of_node_key(state: Any, public_key: bytes) -> str | None:
+    """The org running the node whose key this is, if that org is a custodian; else None."""
+    holder = state.read(node_key_holder(public_key))
+    if holder is None:
+        return None
+    org_id = state.read(node_key(holder["node"]))["org"]
+    org = state.read(org_key(org_id))
+    return org_id if org is not None and Role.CUSTODIAN.value in org["roles"] else None

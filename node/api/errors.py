@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ledger.consent import REFUSAL_REASONS
+from ledger.consent import ACCESS_REFUSALS
 from ledger.errors import ProofError
 
 __all__ = ["ApiError", "install_error_handlers"]
@@ -35,7 +35,7 @@ class ApiError(Exception):
         "unavailable": 503,
         "internal": 500,
         # A refused data access answers 403 with the reason code recorded on the ledger.
-        **{reason: 403 for reason in REFUSAL_REASONS},
+        **{reason: 403 for reason in ACCESS_REFUSALS},
     }
 
     def __init__(self, code: str, message: str) -> None:

@@ -150,10 +150,36 @@ def test_a_granted_access_counts_a_use_and_is_logged(consented):
     ]
 
 
-def test_a_computed_access_under_a_raw_consent_counts_too(consented):
+HE_RECEIPT = {"kind": "he_score", "code_hash": b"\x07" * 32, "engine": "openfhe test", "params": b"\xa0", "output_hash": b"\x08" * 32}
+
+
+@pytest.mark.parametrize("mode", ["masked", "computed"])
+def test_a_narrower_access_under_a_raw_consent_counts_too(consented, mode):
     chain, document = consented
-    assert chain.codes([record_access(access(document, mode="computed"))]) == [Code.VALID]
+    receipt = {"computation": HE_RECEIPT} if mode == "computed" else {}
+    outcome = commit_one(chain, record_access(access(document, mode=mode, **receipt)))
+    assert outcome.code == Code.VALID
     assert chain.read(consent_key(document["consent_id"]))["uses"] == 1
+    assert chain.read(access_key(outcome.log_index)).get("computation") == (
+        {"kind": "he_score", "code_hash": b"\x07" * 32} if receipt else None
+    )
+
+
+@pytest.mark.parametrize(
+    "mode, computation, code",
+    [
+        ("computed", None, Code.BAD_PAYLOAD),  # a computed access without its receipt
+        ("raw", HE_RECEIPT, Code.BAD_PAYLOAD),  # a receipt on a raw read
+        ("computed", {**HE_RECEIPT, "output_hash": None}, Code.BAD_PAYLOAD),  # completed without output hash
+        ("computed", {**HE_RECEIPT, "error": "trap"}, Code.BAD_PAYLOAD),  # both output and error
+        ("computed", {**HE_RECEIPT, "kind": "sandbox"}, Code.FORBIDDEN),  # a module nobody pinned
+    ],
+)
+def test_computation_receipts_are_checked(consented, mode, computation, code):
+    chain, document = consented
+    if computation is not None:
+        computation = {key: value for key, value in computation.items() if value is not None}
+    assert unchanged(chain, record_access(access(document, mode=mode, computation=computation))) == code
 
 
 def test_the_last_allowed_use_exhausts_the_consent(chain):
@@ -320,7 +346,7 @@ def test_the_frequency_budget_resets_in_the_next_window(chain, per, period):
     assert chain.codes([record_access(access(document), time_ms=following)], time=following) == [Code.VALID]
     consent = chain.read(consent_key(document["consent_id"]))
     assert (consent["window"], consent["window_uses"], consent["uses"]) == (following // period, 1, 3)
-    assert chain.codes([record_access(access(document, mode="computed"), time_ms=following)], time=following) == [Code.VALID]
+    assert chain.codes([record_access(access(document, mode="computed", computation=HE_RECEIPT), time_ms=following)], time=following) == [Code.VALID]
     assert chain.codes([record_access(access(document), time_ms=following)], time=following) == [Code.POLICY_NOT_MET]
     # skipping windows also starts afresh
     much_later = following + 3 * period
