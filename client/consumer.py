@@ -1,4 +1,5 @@
-"""A consumer (bank, insurer): ask for consent, then fetch exactly the consented data — verified, with a receipt."""
+"""A consumer (bank, insurer): ask for consent, then fetch exactly the consented data — or only a result
+computed over it (a pinned module in the sandbox, or an encrypted private model) — verified, with a receipt."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import os
 from typing import Any
 
 from client.received import ReceivedData, verify_access_answer
-from client.sdk import LedgerClient
+from client.sdk import LedgerClient, TransactionRefused, b64
+from ledger.crypto import sha256
 from privacy.envelope import generate_x25519
+from privacy.he.scoring import ScoringKeys
 
 __all__ = ["Consumer"]
 
@@ -67,13 +70,44 @@ class Consumer:
     def consent(self, consent_id: bytes) -> dict[str, Any]:
         return self._client.get(f"/v1/consents/{consent_id.hex()}")
 
-    def fetch(self, consent_id: bytes, subject: bytes, data_types: list[str] | None = None) -> ReceivedData:
-        """The consented records, sealed to a fresh X25519 key and checked; raises ApiError named by the refusal reason."""
+    def fetch(
+        self, consent_id: bytes, subject: bytes, data_types: list[str] | None = None, *, masked: bool = False
+    ) -> ReceivedData:
+        """The consented records (or, ``masked``, a masked view of them), sealed to a fresh X25519 key and
+        checked; raises ApiError named by the refusal reason."""
+        body = {"consent_id": consent_id.hex(), "data_types": data_types, "mode": "masked" if masked else "raw"}
+        return self._ask("/v1/access", subject, body)
+
+    def pin_module(self, wasm: bytes, name: str, inputs: list[list[dict[str, str]]], output: str, description: str = "") -> bytes:
+        """Pin a WebAssembly module (the node checks it and records the verdict); returns its hash."""
+        module_hash = sha256(wasm)
+        payload: dict[str, Any] = {"module_hash": module_hash, "name": name, "inputs": inputs, "output": output}
+        if description:
+            payload["description"] = description
+        envelope = self._client.sign("module.submit", payload, time_ms=self._clock_ms())
+        answer = self._client.post("/v1/modules", {"transaction": b64(envelope), "wasm": b64(wasm)})
+        if answer["submit"]["status"] != "committed":
+            raise TransactionRefused(answer["submit"])
+        return module_hash
+
+    def module(self, module_hash: bytes) -> dict[str, Any]:
+        return self._client.get(f"/v1/modules/{module_hash.hex()}")
+
+    def run_module(self, consent_id: bytes, subject: bytes, module_hash: bytes) -> ReceivedData:
+        """Run an approved module over the subject's consented records; only its output comes back."""
+        job = {"kind": "sandbox", "module_hash": module_hash.hex()}
+        return self._ask("/v1/compute", subject, {"consent_id": consent_id.hex(), "job": job})
+
+    def score(self, consent_id: bytes, subject: bytes, keys: ScoringKeys, bundle: bytes, inputs: list[list[dict[str, str]]]) -> tuple[int, ReceivedData]:
+        """Score the subject with an encrypted private model (``keys.encrypt_model``); the node sees
+        neither the model nor the score, the consumer never the features."""
+        job = {"kind": "he_score", "bundle": b64(bundle), "inputs": inputs}
+        received = self._ask("/v1/compute", subject, {"consent_id": consent_id.hex(), "job": job})
+        return keys.decrypt_score(received.output["ciphertext"]), received
+
+    def _ask(self, path: str, subject: bytes, body: dict[str, Any]) -> ReceivedData:
         private_key, public_key = generate_x25519()
-        answer = self._client.post(
-            "/v1/access",
-            {"subject": subject.hex(), "consent_id": consent_id.hex(), "data_types": data_types, "recipient_key": public_key.hex()},
-        )
+        answer = self._client.post(path, {"subject": subject.hex(), "recipient_key": public_key.hex(), **body})
         return verify_access_answer(
             answer, recipient_private_key=private_key, requester=self.key.public_key, subject=subject, node_keys=self._client.node_keys()
         )

@@ -6,6 +6,9 @@ enrolls five residents, six agencies publish records about them — and then:
 
 - scenario 1 (政保通): an insurer settles a car-accident claim, then a life
   claim whose proof of death a relative consents to for the deceased;
+- scenario 2 (泉融通): a bank scores a small-business owner's loan with a
+  sandboxed module and with an encrypted private model, and receives only the
+  results (client/demo_loan.py);
 - scenario 3: consents revoked, paused, used up, rate-limited and expired —
   every further access is refused with its reason, and the regulator sees it;
 - scenario 5: a citizen has a wrong record corrected; the old version stays;
@@ -38,13 +41,13 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
 from client.citizen import SafeBox, SensitiveConfirmationNeeded
 from client.consumer import Consumer
+from client.demo_loan import loan_scenario
 from client.demo_data import (
     BEIJING,
     CAST,
@@ -63,6 +66,7 @@ from client.demo_data import (
 )
 from client.enrollment import enrollment_transaction, synthetic_national_id
 from client.provider import Provider
+from client.demo_narration import DemoFailed, clock_text, console, expect, granted, refused, show_access_log, step, table
 from client.received import ReceiptError, ReceivedData
 from client.regulator import Regulator, report_rows
 from client.sdk import ApiError, LedgerClient, TransactionRefused
@@ -75,20 +79,12 @@ from node.embedded import EmbeddedNode, embedded_node
 from node.runtime import clock_ms
 
 REPO = Path(__file__).resolve().parents[1]
-EXPECTED_REFUSALS = frozenset({"consent_revoked", "consent_paused", "exhausted", "frequency", "consent_expired"})
+EXPECTED_REFUSALS = frozenset(
+    {"consent_revoked", "consent_paused", "exhausted", "frequency", "consent_expired", "mode", "module_not_approved"}
+)
 SHORT_VALIDITY_MS = 4_000  # long enough to grant and use the consent first, short enough to watch it expire
 WALLET_PASSPHRASE = "demo"  # the kept citizens' wallets: a development convenience, like the clear keys in D/keys
 
-console = Console()
-
-
-class DemoFailed(Exception):
-    """Raised when the ledger did not behave as a scenario expects; the demo then exits non-zero."""
-
-
-def expect(condition: bool, what: str) -> None:
-    if not condition:
-        raise DemoFailed(what)
 
 
 @dataclass(frozen=True)
@@ -128,39 +124,6 @@ class Members:
 
     def who(self, subject_hex: str) -> str:
         return next(person.pinyin for person, key in self.keys.items() if key.public_key.hex() == subject_hex)
-
-
-# --- narration helpers --------------------------------------------------------
-
-
-def step(title: str) -> None:
-    console.print()
-    console.rule(f"[bold]{title}")
-
-
-def table(*columns: str, title: str | None = None) -> Table:
-    return Table(*columns, title=title, title_justify="left", header_style="bold", show_edge=False, pad_edge=False)
-
-
-def clock_text(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, BEIJING).strftime("%H:%M:%S")
-
-
-def granted(what: str, attempt: Callable[[], ReceivedData]) -> ReceivedData:
-    received = attempt()
-    console.print(f"  {what}: [green]granted[/] ({len(received.records)} record(s), access record at log index {received.log_index})")
-    return received
-
-
-def refused(expected: str, what: str, attempt: Callable[[], object]) -> None:
-    """Run an access that must be refused with ``expected``; show the node's error code and message."""
-    try:
-        attempt()
-    except ApiError as error:
-        expect(error.code == expected, f"{what}: expected the refusal {expected}, got {error.code}: {error.message}")
-        console.print(f"  {what}: [red]refused[/] [bold]{error.code}[/] (HTTP {error.status}) — {error.message}")
-        return
-    raise DemoFailed(f"{what}: the access was granted, but it should have been refused with {expected}")
 
 
 def show_received(*receipts: ReceivedData) -> None:
@@ -205,8 +168,7 @@ def publish(members: Members, publication: Publication) -> bytes:
 def setting(node: EmbeddedNode, members: Members, data_dir: Path) -> None:
     console.rule("[bold]Quancheng Ledger 泉城链 · demo")
     console.print("Government data on chain, citizens authorize on chain, society uses data on chain, the whole "
-                  "process traced. The mission brief's scenarios 1, 3, 5 and 4 follow; scenario 2 (a loan score "
-                  "computed without the bank seeing the figures) is not built yet.")
+                  "process traced. The mission brief's scenarios 1, 2, 3, 5 and 4 follow.")
     step("The setting: a consortium of Jinan agencies, banks and regulators")
     network = members.bureau.network()
     console.print(f"An embedded node, {node.config.node_id}, serves {node.url} from {data_dir}. "
@@ -281,20 +243,10 @@ def car_claim(members: Members) -> tuple[bytes, int]:
     console.print(f"Taiping decides: {'[green]claim approved[/]' if approve else '[yellow]sent to an assessor[/]'} "
                   f"{time.perf_counter() - started:.1f} s after asking (Jinan's fastest real claim: 2 minutes)")
     log = zhang.access_log()
-    show_access_log(members, log, "Zhang Wei's access log, as his safe box shows it")
+    show_access_log(members.who, log, "Zhang Wei's access log, as his safe box shows it")
     expect(sum(entry.get("consumer") == "taiping-insurance" and entry["outcome"] == "granted" for entry in log) == 2,
            "Zhang Wei's log does not show Taiping's two accesses")
     return consent, vehicle.log_index
-
-
-def show_access_log(members: Members, log: list[dict[str, Any]], title: str) -> None:
-    rows = table("log", "time UTC+8", "who, why", "data types", "outcome", title=title)
-    for entry in log:
-        outcome = "[green]granted[/]" if entry["outcome"] == "granted" else f"[red]refused: {entry['reason']}[/]"
-        who = entry.get("consumer") or members.who(entry["subject"])
-        rows.add_row(str(entry["log_index"]), clock_text(entry["time"]), f"{who}\n[dim]{entry['purpose']}[/]",
-                     "\n".join(entry["data_types"]), outcome)
-    console.print(rows)
 
 
 def life_claim(members: Members, today: date, rng: random.Random) -> None:
@@ -506,9 +458,11 @@ def run(data_dir: Path, *, port: int | None, wallet_dir: Path | None) -> None:
         members = Members.connect(node, stack)
         setting(node, members, data_dir)
         enroll(members, wallet_dir)
-        record_ids = publish_records(members, agency_records(today, rng))
+        publications = agency_records(today, rng)
+        record_ids = publish_records(members, publications)
         car_consent, first_access = car_claim(members)
         life_claim(members, today, rng)
+        loan_scenario(members, publications)
         refusals(members, car_consent)
         correction(members, record_ids[(ZHANG_WEI, "vehicle.registration")])
         audit(members, first_access)

@@ -3,7 +3,7 @@
 Every payload follows the development catalogue (``node.devnet.DEV_CATALOGUE``):
 dates are ``YYYY-MM-DD``, amounts are integers in fen, monthly figures are
 series of ``{"month", "amount"}``. Dates are placed relative to ``today`` so a
-death registration is always recent and the twelve monthly figures always end
+death registration is always recent and the 24 monthly figures always end
 last month; the numbers come from a seeded generator, so a run is reproducible
 for a given day. Zhang Wei's vehicle registration carries one planted error
 (the brand), which the demo's correction scenario fixes.
@@ -86,7 +86,7 @@ def yuan(fen: int) -> str:
 def agency_records(today: date, rng: random.Random) -> list[Publication]:
     """What the agencies hold before the story starts (the death registration comes later)."""
     plate = f"鲁A{rng.randint(0, 9)}{rng.choice(_LETTERS)}{rng.randint(100, 999)}"
-    months = _last_months(today, 12)
+    months = _last_months(today, 24)
     speeding = today - timedelta(days=rng.randint(40, 120))
     return [
         Publication("jinan-psb", ZHANG_WEI, "vehicle.registration",
@@ -107,7 +107,7 @@ def agency_records(today: date, rng: random.Random) -> list[Publication]:
         Publication("jinan-amr", LIU_YANG, "market.business_licence",
                     {"licence_no": f"92370102MA{rng.randint(0, 9_999_999):07d}{rng.choice(_LETTERS)}",
                      "name": "济南市历下区刘记把子肉店", "registered": "2019-06-12", "capital": 50_000_000,
-                     "status": "in business"}, date(2019, 6, 12)),
+                     "status": "in business"}, _month_end(months[-1])),
     ]
 
 

@@ -8,11 +8,10 @@ from the node key the network names, so the provider checks it against
 
 from __future__ import annotations
 
-import base64
 import os
 from typing import Any
 
-from client.sdk import LedgerClient, TransactionRefused
+from client.sdk import LedgerClient, TransactionRefused, b64
 from ledger import codec
 from ledger.rules.records import commit_record_payload
 from privacy.envelope import record_aad, seal_record, x25519_public_from_ed25519
@@ -42,10 +41,10 @@ class Provider:
         salt = os.urandom(32)
         opening = codec.encode({"salt": salt, "payload": payload})
         sealed = seal_record(opening, self._vault_key(), record_aad(record_id, version, data_type, subject))
-        return commit_record_payload(salt, codec.encode(payload)), base64.b64encode(sealed.encode()).decode()
+        return commit_record_payload(salt, codec.encode(payload)), b64(sealed.encode())
 
     def _post_record(self, envelope: bytes, sealed: str) -> dict[str, Any]:
-        result = self._client.post("/v1/records", {"transaction": base64.b64encode(envelope).decode(), "sealed_payload": sealed})
+        result = self._client.post("/v1/records", {"transaction": b64(envelope), "sealed_payload": sealed})
         if result["status"] != "committed":
             raise TransactionRefused(result)
         return result
@@ -80,3 +79,17 @@ class Provider:
 
     def corrections(self, status: str | None = None) -> list[dict[str, Any]]:
         return self._client.get("/v1/corrections", status=status)["corrections"]
+
+    def approve_module(self, module_hash: bytes) -> dict[str, Any]:
+        """Allow a pinned, checked module to read this provider's data types (see docs/SANDBOX.md)."""
+        return self._client.commit(self._tx("module.approve", {"module_hash": module_hash}))
+
+    def set_privacy_budget(self, data_type: str, *, consumer_epsilon: float, total_epsilon: float, min_cohort: int) -> dict[str, Any]:
+        """The differential-privacy caps of one data type: per consumer, over all consumers, and the minimum cohort."""
+        payload = {
+            "data_type": data_type,
+            "consumer_epsilon_milli": round(consumer_epsilon * 1000),
+            "total_epsilon_milli": round(total_epsilon * 1000),
+            "min_cohort": min_cohort,
+        }
+        return self._client.commit(self._tx("privacy.budget", payload))

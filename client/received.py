@@ -9,7 +9,9 @@ A :class:`ReceivedData` is only built once every check passed:
 - the access record is an ``access.record`` signed by that node, granted, for
   this requester and subject, and its ``result_hash`` is the hash of the
   unsealed result;
-- every record's payload and salt open its on-chain commitment.
+- for a ``raw`` access, every record's payload and salt open its commitment; for
+  a ``computed`` one, the result names the same computation as the access
+  record and the output hash in the receipt is the output's.
 
 Keeping the sealed bytes, the leaf, the checkpoint and the path lets the
 receiver prove later, to anyone, what it received and that it was logged
@@ -25,6 +27,7 @@ from typing import Any, Mapping
 from ledger import codec
 from ledger.block import BlockHeader
 from ledger.checkpoint import SignedCheckpoint
+from ledger.crypto import sha256
 from ledger.errors import LedgerError
 from ledger.merkle import hash_leaf, verify_inclusion
 from ledger.rules import Code
@@ -32,6 +35,7 @@ from ledger.rules.access import access_result_hash
 from ledger.rules.records import commit_record_payload
 from ledger.tx import parse_transaction
 from privacy.envelope import EnvelopeError, open_sealed
+from privacy.sandbox import output_hash as sandbox_output_hash
 
 __all__ = ["ReceivedData", "ReceiptError", "verify_access_answer"]
 
@@ -47,6 +51,7 @@ class ReceivedData:
     checkpoint: SignedCheckpoint
     access: dict[str, Any]
     answer: Mapping[str, Any]
+    output: dict[str, Any] | None = None  # a computed access's output
 
     def receipt(self) -> dict[str, Any]:
         """The evidence to keep: access record, checkpoint and audit path (no payload)."""
@@ -91,7 +96,21 @@ def verify_access_answer(
     listed = [(ref["record_id"], ref["version"]) for ref in access["records"]]
     if [(record["record_id"], record["version"]) for record in result["records"]] != listed:
         raise ReceiptError("the result and the access record list different records")
-    for record in result["records"]:
-        if commit_record_payload(record["salt"], codec.encode(record["payload"])) != record["commitment"]:
-            raise ReceiptError(f"record {record['record_id'].hex()} does not open its commitment")
-    return ReceivedData(result["records"], tx.tx_id, log_index, signed, access, answer)
+    if result["access"].get("mode", "raw") != access["mode"]:
+        raise ReceiptError("the result and the access record name different modes")
+    if access["mode"] == "raw":
+        for record in result["records"]:
+            if commit_record_payload(record["salt"], codec.encode(record["payload"])) != record["commitment"]:
+                raise ReceiptError(f"record {record['record_id'].hex()} does not open its commitment")
+    output = result.get("output")
+    if access["mode"] == "computed":
+        receipt = access["computation"]
+        if output is None or _output_hash(receipt["kind"], output) != receipt["output_hash"]:
+            raise ReceiptError("the computed output does not match the output hash in the access record")
+    return ReceivedData(result["records"], tx.tx_id, log_index, signed, access, answer, output)
+
+
+def _output_hash(kind: str, output: Mapping[str, Any]) -> bytes:
+    if kind == "he_score":
+        return sha256(output["ciphertext"])
+    return sandbox_output_hash(output["value"], output["type"])

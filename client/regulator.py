@@ -19,6 +19,7 @@ from ledger.block import BlockHeader
 from ledger.errors import RootMismatchError
 from ledger.merkle import CompactRange, hash_leaf
 from ledger.rules import Code
+from ledger.tx import parse_transaction
 
 __all__ = ["AuditError", "AuditOutcome", "Regulator", "report_csv", "report_rows"]
 
@@ -82,6 +83,15 @@ class Regulator:
         leaf = self._client.entries(log_index, log_index + 1)[0]
         self._client.verify_inclusion(leaf, log_index, signed.checkpoint)
         return {"log_index": log_index, "tree_size": signed.checkpoint.tree_size, "root_hash": signed.checkpoint.root_hash.hex()}
+
+    def replay_computation(self, log_index: int) -> dict[str, Any]:
+        """Have the node re-run the sandbox job recorded at ``log_index`` and compare the output hash and
+        fuel with the receipt in the proven log leaf (not with what the node says the receipt was)."""
+        self.prove_access(log_index)
+        receipt = parse_transaction(self._client.entries(log_index, log_index + 1)[0]).payload["computation"]
+        rerun = self._client.post("/v1/compute/replay", {"log_index": log_index})
+        matches = bytes.fromhex(rerun["output_hash"]) == receipt["output_hash"] and rerun["fuel"] == receipt.get("fuel")
+        return {"log_index": log_index, "output_hash": rerun["output_hash"], "fuel": rerun["fuel"], "matches": matches}
 
     def audit(self) -> AuditOutcome:
         """Check the log and the block headers against a signed checkpoint, then judge every access.

@@ -21,7 +21,7 @@ from ledger.merkle import CompactRange, hash_leaf, verify_consistency, verify_in
 from ledger.errors import RootMismatchError
 from ledger.tx import build_transaction
 
-__all__ = ["ApiError", "LedgerClient", "LogAudit", "TransactionRefused"]
+__all__ = ["ApiError", "LedgerClient", "LogAudit", "TransactionRefused", "b64"]
 
 
 class ApiError(Exception):
@@ -32,6 +32,11 @@ class ApiError(Exception):
         self.status = status
         self.code = code
         self.message = message
+
+
+def b64(data: bytes) -> str:
+    """Bytes as the API carries them in JSON bodies."""
+    return base64.b64encode(data).decode()
 
 
 class TransactionRefused(Exception):
@@ -89,7 +94,7 @@ class LedgerClient:
     # --- transactions -------------------------------------------------------
 
     def submit(self, envelopes: Sequence[bytes], *, timeout_ms: int = 30_000) -> list[dict[str, Any]]:
-        payload = {"transactions": [base64.b64encode(e).decode() for e in envelopes], "timeout_ms": timeout_ms}
+        payload = {"transactions": [b64(e) for e in envelopes], "timeout_ms": timeout_ms}
         return self._answer(self._http.post("/v1/transactions", json=payload))["results"]
 
     def sign(self, tx_type: str, payload: dict[str, Any], *, time_ms: int) -> bytes:

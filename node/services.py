@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from node.access import AccessDesk
+from node.aggregates import AggregateDesk
+from node.modules import ModuleDesk
 from node.peer import Peer
 from node.publishing import Publisher
 from node.queries import Queries
@@ -21,6 +23,8 @@ class NodeServices:
     vault: Vault
     publisher: Publisher
     access: AccessDesk
+    modules: ModuleDesk
+    aggregates: AggregateDesk
     queries: Queries
     clock_ms: Callable[[], int]
     vault_public_key: bytes
@@ -35,6 +39,8 @@ def build_services(peer: Peer, vault: Vault, clock_ms: Callable[[], int]) -> Nod
         vault=vault,
         publisher=Publisher(peer, vault, private_key),
         access=AccessDesk(peer, vault, private_key, clock_ms),
+        modules=ModuleDesk(peer, vault, clock_ms),
+        aggregates=AggregateDesk(peer, vault, private_key, clock_ms),
         queries=Queries(peer.store),
         clock_ms=clock_ms,
         vault_public_key=public_key,

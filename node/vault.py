@@ -11,6 +11,8 @@ lives here rather than in :mod:`ledger.storage.schema`:
 
     0x00 'format'                          → format version (ASCII decimal), checked at open
     'r' ‖ record id (16) ‖ u32 version     → SealedRecord.encode()
+    'b' ‖ SHA-256 of the bytes (32)         → the bytes: artefacts the ledger pins by hash
+                                              (wasm modules, HE jobs and results, joint keys, shares)
 
 The version is big-endian so a prefix scan over ``'r' ‖ record id`` yields a
 record's versions in numeric order. The vault stores ciphertext only: it never
@@ -23,6 +25,7 @@ from __future__ import annotations
 import pathlib
 import struct
 
+from ledger.crypto import sha256
 from ledger.errors import EncodingError, FormatVersionError, StorageError
 from ledger.rules.records import RECORD_ID_SIZE
 from ledger.storage.kv import KeyValueStore
@@ -35,6 +38,7 @@ FORMAT_VERSION = b"1"
 META_FORMAT = b"\x00format"
 
 _RECORD = b"r"
+_BLOB = b"b"
 _U32 = struct.Struct(">I")
 
 
@@ -85,6 +89,21 @@ class Vault:
         batch = self._kv.batch()
         batch.delete(_record_key(record_id, version))
         self._kv.write(batch)
+
+    def put_blob(self, data: bytes) -> bytes:
+        """Store ``data`` under its SHA-256 (durable on return) and return the hash."""
+        digest = sha256(data)
+        batch = self._kv.batch()
+        batch.put(_BLOB + digest, data)
+        self._kv.write(batch, sync=True)
+        return digest
+
+    def get_blob(self, digest: bytes) -> bytes | None:
+        """The bytes stored under ``digest``, re-hashed: a damaged entry is an error, never returned."""
+        data = self._kv.get(_BLOB + digest)
+        if data is not None and sha256(data) != digest:
+            raise StorageError(f"vault blob {digest.hex()} is corrupt")
+        return data
 
     def close(self) -> None:
         self._kv.close()

@@ -35,7 +35,6 @@ from typing import Any
 from ledger.crypto import sha256
 from ledger.consent import ACCESS_REFUSALS, COMPUTATION_REFUSALS, CONSENT_ID_SIZE, MODES, record_use, refusal_reason
 from ledger.fields import Bytes, Choice, ListOf, MapOf, Optional, Text, UInt
-from ledger.genesis import Role
 from ledger.rules.consents import consent_key
 from ledger.rules.engine import Code, Context, RuleViolation, member_key, register
 from ledger.rules.membership import custodian_of_node_key

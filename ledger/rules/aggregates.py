@@ -149,12 +149,12 @@ def apply_aggregate_request(ctx: Context) -> None:
     kinds = {field["name"]: field["kind"] for field in entry["fields"]}
     if kinds.get(payload["field"]) not in AGGREGATE_KINDS:
         raise RuleViolation(Code.BAD_PAYLOAD, f"{payload['data_type']}.{payload['field']} is not a numeric field")
+    _spend(ctx, payload["data_type"], ctx.signer.org, payload["epsilon_milli"])
     keyset = ctx.state.read(keyset_key(payload["keyset_id"]))
     if keyset is None:
         raise RuleViolation(Code.NOT_FOUND, "no such joint key")
     if entry["provider"] not in keyset["parties"]:
         raise RuleViolation(Code.POLICY_NOT_MET, f"the joint key's parties must include {entry['provider']!r}, the data's provider")
-    _spend(ctx, payload["data_type"], ctx.signer.org, payload["epsilon_milli"])
     ctx.state.put(
         aggregate_key(payload["aggregate_id"]),
         {**payload, "requester": ctx.signer.org, "parties": keyset["parties"], "status": "requested", "requested": ctx.log_index, "shares": []},
@@ -193,7 +193,7 @@ def apply_aggregate_computed(ctx: Context) -> None:
     if custodian_of_node_key(ctx.state, ctx.tx.signer) is None:
         raise RuleViolation(Code.FORBIDDEN, "aggregates are computed and signed by a custodian organization's node key")
     computed = payload["outcome"] == "computed"
-    if computed != ("result_hash" in payload and "inputs_root" in payload) or computed == ("reason" in payload):
+    if computed != ("result_hash" in payload) or computed != ("inputs_root" in payload) or computed == ("reason" in payload):
         raise RuleViolation(Code.BAD_PAYLOAD, "a computed aggregate carries inputs_root and result_hash, a refused one its reason")
     aggregate = _read_aggregate(ctx, payload["aggregate_id"])
     if aggregate["status"] != "requested":

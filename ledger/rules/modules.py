@@ -132,6 +132,7 @@ def apply_module_submit(ctx: Context) -> None:
         "name": payload["name"],
         "inputs": payload["inputs"],
         "output": payload["output"],
+        "description": payload.get("description", ""),
         "providers": sorted(providers),
         "approvals": [],
         "status": "submitted",

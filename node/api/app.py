@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from ledger.storage.memory import MemoryStore
 from node.api.auth import ReplayGuard
 from node.api.errors import install_error_handlers
-from node.api.routers import access, consents, log, network, operations, records, transactions
+from node.api.routers import access, aggregates, compute, consents, log, network, operations, records, transactions
 from node.peer import Peer
 from node.runtime import clock_ms as wall_clock_ms
 from node.services import build_services
@@ -45,5 +45,7 @@ def create_app(peer: Peer, *, vault: Vault | None = None, clock_ms: Callable[[],
     app.include_router(records.corrections_router)
     app.include_router(consents.router)
     app.include_router(access.router)
+    app.include_router(compute.router)
+    app.include_router(aggregates.router)
     app.include_router(operations.router)
     return app

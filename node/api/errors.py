@@ -32,6 +32,9 @@ class ApiError(Exception):
         "method_not_allowed": 405,
         "conflict": 409,
         "payload_too_large": 413,
+        "module_refused": 422,  # the node's check refused a module's bytes (recorded as module.check)
+        "budget_exhausted": 403,  # a privacy budget cap would be exceeded (the refused request is in the log)
+        "cohort_too_small": 403,  # fewer consenting citizens than the data type's minimum cohort
         "unavailable": 503,
         "internal": 500,
         # A refused data access answers 403 with the reason code recorded on the ledger.

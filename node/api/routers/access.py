@@ -1,7 +1,8 @@
 """Consented access: the only way a payload leaves the node — and the access log that shows it.
 
 ``POST /v1/access`` answers only after the access record is committed (see
-node/access.py). Consumers ask under a consent; a citizen asks for their own
+node/access.py). A consumer may ask for a ``masked`` view instead of the raw
+records; computed results are asked for at ``POST /v1/compute``. Consumers ask under a consent; a citizen asks for their own
 data (no consent, purpose ``subject.view``). Regulators never receive payloads.
 
 ``GET /v1/access`` lists access records (granted and refused) in log order:
@@ -14,7 +15,7 @@ how ``qcl citizen log --follow`` shows accesses live.
 from __future__ import annotations
 
 import base64
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
@@ -22,10 +23,11 @@ from pydantic import BaseModel, Field
 from ledger.errors import EncodingError
 from ledger.fields import ListOf, Text
 from ledger.genesis import Role
-from node.access import AccessRequest
+from node.access import AccessRequest, GrantedAccess
 from node.api.auth import AUDITOR_ROLES, CallerDep, require_role
 from node.api.dependencies import NodeDep, parse_hex
 from node.api.errors import ApiError
+from node.services import NodeServices
 
 router = APIRouter(prefix="/v1/access", tags=["access"])
 
@@ -37,6 +39,7 @@ class AccessBody(BaseModel):
     consent_id: str | None = Field(None, description="hex consent id (consumers)")
     data_types: list[str] | None = Field(None, description="default: every type the consent covers (or, for a citizen, every type held)")
     recipient_key: str = Field(description="hex X25519 public key the result is sealed to (use a fresh one per request)")
+    mode: Literal["raw", "masked"] = Field("raw", description="raw: the records; masked: a masked view (consents in masked or raw mode)")
     timeout_ms: int = Field(30_000, ge=1, le=120_000)
 
 
@@ -63,8 +66,14 @@ def request_access(body: AccessBody, caller: CallerDep, node: NodeDep) -> dict:
         consent_id=None if body.consent_id is None else parse_hex(body.consent_id, "consent_id", 16),
         data_types=body.data_types,
         recipient_key=parse_hex(body.recipient_key, "recipient_key", 32),
+        mode="raw" if caller.is_citizen else body.mode,
     )
     granted = node.access.access(request, timeout_s=body.timeout_ms / 1000)
+    return granted_json(node, granted)
+
+
+def granted_json(node: NodeServices, granted: GrantedAccess) -> dict:
+    """The answer to a granted access or computation: the sealed result and the proof it was logged first."""
     submitted = granted.submit
     return {
         "access": {"tx_id": submitted.tx_id.hex(), "log_index": submitted.log_index, "height": submitted.height},

@@ -43,12 +43,19 @@ def result_json(result: SubmitResult) -> dict:
 
 
 # Transactions that must not be ordered without what their route adds: a record's sealed
-# payload goes into the vault first (a record without one could never be released), and
-# access records are written by the node itself after it has checked the consent.
+# payload goes into the vault first (a record without one could never be released), as do a
+# module's bytes, a joint key and a decryption share; access records, module checks and
+# computed aggregates are written by the node itself.
 ROUTED_ELSEWHERE = {
     "record.publish": "POST /v1/records (with the sealed payload)",
     "record.correct": "POST /v1/records (with the sealed payload)",
-    "access.record": "POST /v1/access (the node records accesses itself)",
+    "access.record": "POST /v1/access or POST /v1/compute (the node records accesses itself)",
+    "module.submit": "POST /v1/modules (with the wasm bytes)",
+    "module.check": "POST /v1/modules (the node checks the bytes itself)",
+    "threshold.keyset": "POST /v1/keysets (with the joint key bytes)",
+    "aggregate.request": "POST /v1/aggregates (the node computes the aggregate)",
+    "aggregate.computed": "POST /v1/aggregates (the node records its computation itself)",
+    "aggregate.share": "POST /v1/aggregates/{id}/shares (with the share bytes)",
 }
 
 

@@ -333,3 +333,11 @@ def access(
 
 def record_access(payload: dict, *, signer: KeyPair = NODE, time_ms: int = T0) -> bytes:
     return tx(signer, "access.record", payload, time_ms=time_ms)
+
+
+def unchanged(chain: ConsentChain, envelope: bytes, *, time: int | None = None) -> Code:
+    """Commit ``envelope`` alone; assert it changed no state at all; return its code."""
+    before = chain.state()
+    (code,) = chain.codes([envelope], time=time)
+    assert chain.state() == before
+    return code

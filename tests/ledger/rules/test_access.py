@@ -49,6 +49,7 @@ from consent_builders import (
     withdraw,
 )
 from ledger.consent import REFUSAL_REASONS
+from consent_builders import unchanged
 from ledger.rules import Code
 from ledger.rules.access import SUBJECT_VIEW_PURPOSE, access_key, consumer_access_key, subject_access_key
 from ledger.rules.consents import consent_key
@@ -66,14 +67,6 @@ def consented(chain) -> tuple[ConsentChain, dict]:
     activate(chain, document)
     assert chain.codes([publish(rid(1)), publish(rid(2), as_of=T0 - 100 * DAY)]) == [Code.VALID, Code.VALID]
     return chain, document
-
-
-def unchanged(chain: ConsentChain, envelope: bytes, *, time: int | None = None) -> Code:
-    """Commit ``envelope`` alone; assert it changed no state at all; return its code."""
-    before = chain.state()
-    (code,) = chain.codes([envelope], time=time)
-    assert chain.state() == before
-    return code
 
 
 def commit_one(chain: ConsentChain, envelope: bytes, *, time: int | None = None):

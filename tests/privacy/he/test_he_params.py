@@ -1,0 +1,177 @@
+"""privacy.he.params: the shipped parameter sets, the contexts built from them, checked loading, masks."""
+
+from __future__ import annotations
+
+import math
+
+import openfhe
+import pytest
+
+import privacy.he
+from privacy.he import PARAMETER_SETS, SCORING_PARAMS, THRESHOLD_PARAMS, HeError, ScoreBounds, SumBounds
+from privacy.he.params import context, parameter_set
+
+
+def is_prime(n: int) -> bool:
+    """Deterministic Miller–Rabin for n < 3.3·10^24 (the first 13 prime bases)."""
+    bases = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41)
+    if n < 2 or any(n % p == 0 for p in bases):
+        return n in bases
+    d, s = n - 1, 0
+    while d % 2 == 0:
+        d, s = d // 2, s + 1
+    for a in bases:
+        x = pow(a, d, n)
+        if x in (1, n - 1):
+            continue
+        for _ in range(s - 1):
+            x = x * x % n
+            if x == n - 1:
+                break
+        else:
+            return False
+    return True
+
+
+def test_public_api_is_pinned():
+    assert sorted(privacy.he.__all__) == [
+        "ENGINE",
+        "HeError",
+        "JointKey",
+        "PARAMETER_SETS",
+        "ParameterSet",
+        "SCORING_PARAMS",
+        "THRESHOLD_PARAMS",
+        "ScoreBounds",
+        "ScoringJob",
+        "ScoringKeys",
+        "SumBounds",
+        "ThresholdError",
+        "ThresholdParty",
+        "encrypt_values",
+        "fuse",
+        "joint_key_hash",
+        "model_hash",
+        "open_job",
+        "run_ceremony",
+        "score_encrypted",
+        "sum_encrypted",
+    ]
+
+
+def test_registry_names_each_set_once_and_every_set_has_a_kat_kind():
+    assert set(PARAMETER_SETS) == {"bfv-score-v1", "bfv-threshold-v1"}
+    assert all(name == params.name for name, params in PARAMETER_SETS.items())
+    # the KATs in test_he_scoring / test_he_threshold are parametrized over the sets of their kind
+    assert all(isinstance(params.bounds, (ScoreBounds, SumBounds)) for params in PARAMETER_SETS.values())
+
+
+@pytest.mark.parametrize("params", PARAMETER_SETS.values(), ids=PARAMETER_SETS.keys())
+def test_plaintext_modulus_batches_and_bounds_leave_a_margin(params):
+    t = params.plaintext_modulus
+    assert is_prime(t)
+    assert t % (2 * params.ring_dim) == 1  # packed slots need t ≡ 1 mod 2N
+    assert t.bit_length() <= 50  # above 50 bits this wheel decrypts wrongly (docs/HE.md)
+    assert params.bounds.max_abs_result * 8 <= t // 2
+    assert params.margin >= 8
+    assert params.security_level == "HEStd_128_classic"
+    assert params.batch_size == params.ring_dim
+
+
+def test_score_bounds_are_the_documented_ones():
+    bounds = SCORING_PARAMS.bounds
+    assert bounds == ScoreBounds(max_features=63, feature_max=2**20, weight_max=2**12, bias_max=2**38)
+    assert bounds.max_abs_result == 63 * 2**32 + 2**38
+    assert bounds.used_slots == 64 == SCORING_PARAMS.summed_slots
+
+
+def test_sum_bounds_are_the_documented_ones():
+    assert THRESHOLD_PARAMS.bounds == SumBounds(max_values=2**17, value_max=2**26, offset_max=2**43)
+    assert THRESHOLD_PARAMS.max_parties == 8
+
+
+@pytest.mark.parametrize("params", PARAMETER_SETS.values(), ids=PARAMETER_SETS.keys())
+def test_context_is_built_from_the_set_and_cached(params):
+    ctx = context(params)
+    assert context(params) is ctx
+    assert ctx.cc.GetRingDimension() == params.ring_dim
+    assert ctx.cc.GetPlaintextModulus() == params.plaintext_modulus
+    assert round(math.log2(ctx.cc.GetModulus())) == params.modulus_bits
+
+
+def test_automorphisms_cover_exactly_the_summed_slots():
+    score = context(SCORING_PARAMS)
+    assert len(score.automorphisms) == 6  # rotations by 1, 2, …, 32 sum 64 slots
+    threshold = context(THRESHOLD_PARAMS)
+    assert len(threshold.automorphisms) == 14  # 13 rotations over a row of 8192 slots, then the row swap
+    assert threshold.automorphisms[-1] == 2 * THRESHOLD_PARAMS.ring_dim - 1
+
+
+def test_unknown_and_misused_parameter_sets_are_refused():
+    with pytest.raises(HeError) as caught:
+        parameter_set("bfv-score-v0", ScoreBounds)
+    assert caught.value.code == "he_unknown_params"
+    assert "bfv-score-v0" in caught.value.message
+    with pytest.raises(HeError) as caught:
+        parameter_set("bfv-threshold-v1", ScoreBounds)
+    assert caught.value.code == "he_unknown_params"
+    with pytest.raises(HeError) as caught:
+        parameter_set(7, SumBounds)
+    assert caught.value.code == "he_unknown_params"
+
+
+def foreign_ciphertext() -> bytes:
+    """A ciphertext under the scoring set's ring and depth but another plaintext modulus."""
+    settings = openfhe.CCParamsBFVRNS()
+    settings.SetPlaintextModulus(8796093480961)  # another prime ≡ 1 mod 65536 near 2^43
+    settings.SetMultiplicativeDepth(2)
+    settings.SetRingDim(8192)
+    settings.SetKeySwitchTechnique(openfhe.BV)
+    cc = openfhe.GenCryptoContext(settings)
+    cc.Enable(openfhe.PKE)
+    keys = cc.KeyGen()
+    return openfhe.Serialize(cc.Encrypt(keys.publicKey, cc.MakePackedPlaintext([1])), openfhe.BINARY)
+
+
+def test_foreign_objects_are_refused_before_they_reach_openfhe():
+    ctx = context(SCORING_PARAMS)
+    foreign = foreign_ciphertext()
+    contexts = len(openfhe.GetAllContexts())
+    with pytest.raises(HeError) as caught:
+        ctx.load("ciphertext", foreign, what="the test ciphertext", code="he_bad_ciphertext")
+    assert caught.value.code == "he_bad_ciphertext"
+    assert "bfv-score-v1" in caught.value.message
+    assert len(openfhe.GetAllContexts()) == contexts  # nothing was deserialized, no context registered
+
+
+def test_loading_checks_kind_size_and_bytes():
+    ctx = context(SCORING_PARAMS)
+    keys = ctx.cc.KeyGen()
+    good = openfhe.Serialize(ctx.cc.Encrypt(keys.publicKey, ctx.packed([5])), openfhe.BINARY)
+    assert ctx.load("ciphertext", good, what="c", code="x").GetKeyTag() == keys.publicKey.GetKeyTag()
+    public = openfhe.Serialize(keys.publicKey, openfhe.BINARY)
+    for bad in (good[:-8], good + bytes(5000), public, bytearray(good), "text", b""):
+        with pytest.raises(HeError) as caught:
+            ctx.load("ciphertext", bad, what="c", code="he_bad_ciphertext")
+        assert caught.value.code == "he_bad_ciphertext"
+    corrupted = good[:2000] + bytes(len(good) - 2000)  # right prefix and size, zeroed body
+    try:
+        ctx.load("ciphertext", corrupted, what="c", code="he_bad_ciphertext")
+    except HeError as exc:
+        assert exc.code == "he_bad_ciphertext"
+
+
+@pytest.mark.parametrize("params", PARAMETER_SETS.values(), ids=PARAMETER_SETS.keys())
+def test_mask_keeps_slot_zero_and_draws_the_rest_uniformly(params):
+    ctx = context(params)
+    t = params.plaintext_modulus
+    first = ctx.mask(-12345).GetPackedValue()
+    second = ctx.mask(-12345).GetPackedValue()
+    assert len(first) == params.ring_dim
+    assert first[0] == second[0] == -12345
+    assert all(-t // 2 <= value <= t // 2 for value in first)
+    assert sum(a == b for a, b in zip(first[1:], second[1:])) == 0
+    negative = sum(value < 0 for value in first[1:]) / (params.ring_dim - 1)
+    assert 0.45 < negative < 0.55
+    top_quarter = sum(value > t // 4 for value in first[1:]) / (params.ring_dim - 1)
+    assert 0.2 < top_quarter < 0.3
