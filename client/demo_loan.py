@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import wasmtime
 
 from client.demo_data import LIU_YANG, Publication
-from client.demo_narration import DemoFailed, console, expect, granted, refused, show_access_log, step, table
+from client.demo_narration import DemoFailed, console, expect, granted, refused, step, table
 from client.sdk import ApiError
 from privacy.features import SourceRecord, build_vectors, flatten
 from privacy.he.scoring import ScoringKeys
@@ -46,8 +46,8 @@ LOAN_LAYOUT = [
     ],
 ]
 # Qilu Bank's private credit-line model (yuan): recent contributions weigh more, a year in business
-# is worth 3,000, an active licence 20,000. The node never sees these numbers.
-CREDIT_LINE_WEIGHTS = [2] * 12 + [4] * 12 + [1] * 24 + [3_000, 0, 20_000]
+# is worth 3,000, an active licence 4,000. The node never sees these numbers.
+CREDIT_LINE_WEIGHTS = [2] * 12 + [4] * 12 + [1] * 24 + [3_000, 0, 4_000]
 CREDIT_LINE_BIAS = -15_000
 # A module that asks the host for the time: the node's check refuses it (no imports at all).
 CLOCK_READER_WAT = """(module
@@ -114,12 +114,12 @@ def loan_scenario(members: Members, publications: list[Publication]) -> None:
                   f"{rerun['output_hash'][:16]}…, fuel {rerun['fuel']:,} — [green]same as the receipt[/].")
 
     log = [entry for entry in liu.access_log() if entry.get("consumer") == "qilu-bank"]
-    show_access_log(members.who, log, "Liu Yang's access log: computations, not reads")
-    receipts = table("log", "mode", "computation", "outcome")
+    receipts = table("log", "who, why", "mode", "computation (code hash)", "outcome", title="Liu Yang's access log: computations, not reads")
     for entry in log:
         computation = entry.get("computation") or {}
-        receipts.add_row(str(entry["log_index"]), entry["mode"],
-                         f"{computation.get('kind', '—')} {computation.get('code_hash', '')[:16]}", entry["outcome"])
+        outcome = "[green]granted[/]" if entry["outcome"] == "granted" else f"[red]refused: {entry['reason']}[/]"
+        receipts.add_row(str(entry["log_index"]), f"{entry['consumer']}\n[dim]{entry['purpose']}[/]", entry["mode"],
+                         f"{computation.get('kind', '—')} {computation.get('code_hash', '')[:16]}", outcome)
     console.print(receipts)
     expect(sum(entry["outcome"] == "granted" and entry["mode"] == "computed" for entry in log) == 2,
            "Liu Yang's log does not show the two computations")

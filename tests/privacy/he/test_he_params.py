@@ -11,26 +11,7 @@ import privacy.he
 from privacy.he import PARAMETER_SETS, SCORING_PARAMS, THRESHOLD_PARAMS, HeError, ScoreBounds, SumBounds
 from privacy.he.params import context, parameter_set
 
-
-def is_prime(n: int) -> bool:
-    """Deterministic Miller–Rabin for n < 3.3·10^24 (the first 13 prime bases)."""
-    bases = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41)
-    if n < 2 or any(n % p == 0 for p in bases):
-        return n in bases
-    d, s = n - 1, 0
-    while d % 2 == 0:
-        d, s = d // 2, s + 1
-    for a in bases:
-        x = pow(a, d, n)
-        if x in (1, n - 1):
-            continue
-        for _ in range(s - 1):
-            x = x * x % n
-            if x == n - 1:
-                break
-        else:
-            return False
-    return True
+from he_samples import foreign_ciphertext, is_prime
 
 
 def test_public_api_is_pinned():
@@ -118,19 +99,6 @@ def test_unknown_and_misused_parameter_sets_are_refused():
     with pytest.raises(HeError) as caught:
         parameter_set(7, SumBounds)
     assert caught.value.code == "he_unknown_params"
-
-
-def foreign_ciphertext() -> bytes:
-    """A ciphertext under the scoring set's ring and depth but another plaintext modulus."""
-    settings = openfhe.CCParamsBFVRNS()
-    settings.SetPlaintextModulus(8796093480961)  # another prime ≡ 1 mod 65536 near 2^43
-    settings.SetMultiplicativeDepth(2)
-    settings.SetRingDim(8192)
-    settings.SetKeySwitchTechnique(openfhe.BV)
-    cc = openfhe.GenCryptoContext(settings)
-    cc.Enable(openfhe.PKE)
-    keys = cc.KeyGen()
-    return openfhe.Serialize(cc.Encrypt(keys.publicKey, cc.MakePackedPlaintext([1])), openfhe.BINARY)
 
 
 def test_foreign_objects_are_refused_before_they_reach_openfhe():
