@@ -28,7 +28,7 @@ from processes import REPO, run_verify
 
 pytestmark = pytest.mark.slow
 
-REFUSALS = ("consent_revoked", "consent_paused", "frequency", "exhausted", "consent_expired")
+REFUSALS = ("consent_revoked", "consent_paused", "frequency", "exhausted", "consent_expired", "mode", "module_not_approved")
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +64,9 @@ def test_the_narration_tells_the_key_facts(demo: tuple[subprocess.CompletedProce
     for code in REFUSALS:
         assert f"refused {code} (HTTP 403)" in out, f"the demo does not show the refusal {code}"
     assert "Version 2 current, version 1 superseded" in out
+    assert "the bank runs the approved module over Liu Yang's records: granted" in out
+    assert "same as the receipt" in out  # the regulator's sandbox re-run matched
+    assert "refused module_refused" in out  # the module importing a host function
     assert "violations 0" in out
     assert "OK — " in out  # qcl verify's verdict
     assert "All scenarios behaved as expected" in out
@@ -75,23 +78,25 @@ def test_the_kept_ledger_audits_clean_with_every_refusal_on_it(reopened: tuple[R
     report = outcome.compliance
     assert report.violations == []
     assert dict(report.refusal_reasons) == {code: 1 for code in REFUSALS}
-    assert report.granted == 9 and report.self_views == 2  # 7 consented fetches, 2 of Zhang Wei's own views
+    # 7 consented fetches, 2 computations for the loan, 2 of Zhang Wei's own views
+    assert report.granted == 11 and report.self_views == 2
     assert {name: dict(counts) for name, counts in report.by_consumer.items()} == {
         "taiping-insurance": {"granted": 5, "refused": 3},
-        "qilu-bank": {"granted": 2, "refused": 2},
+        "qilu-bank": {"granted": 4, "refused": 4},
         "(subject's own view)": {"granted": 2},
     }
 
 
 def test_the_kept_ledger_holds_the_consents_in_their_final_states(reopened: tuple[Regulator, Provider]) -> None:
     consents = reopened[0].consents()
-    assert len(consents) == 5
+    assert len(consents) == 6
     assert {(c["consumer"], c["terms"]["purpose"]["code"], c["status"]) for c in consents} == {
         ("taiping-insurance", "insurance.claim", "revoked"),  # the car claim
         ("taiping-insurance", "insurance.claim", "active"),  # the life claim
         ("taiping-insurance", "insurance.claim", "exhausted"),  # the health claim, one use
         ("taiping-insurance", "insurance.quote", "expired"),  # nobody revoked it: its validity ended
         ("qilu-bank", "loan.application", "active"),  # paused, resumed, then rate-limited
+        ("qilu-bank", "loan.credit-score", "active"),  # computed results only (scenario 2)
     }
     life = next(c for c in consents if c["terms"]["legal_basis"] == "pipl-49-next-of-kin")
     assert life["grantor"] != life["terms"]["subject"] and life["sensitive_types"] == ["civil.death_registration"]

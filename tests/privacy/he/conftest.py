@@ -6,7 +6,7 @@ import pytest
 
 from privacy.he import JointKey, ScoringKeys, ThresholdParty, run_ceremony
 
-PARTIES = ("custodian", "regulator", "provider")
+from he_samples import PARTIES
 
 
 @pytest.fixture(scope="session")

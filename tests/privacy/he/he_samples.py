@@ -6,6 +6,8 @@ import os
 
 import openfhe
 
+PARTIES = ("custodian", "regulator", "provider")  # the joint key of the session fixture, in ceremony order
+
 
 def is_prime(n: int) -> bool:
     """Deterministic Miller–Rabin for n < 3.3·10^24 (the first 13 prime bases)."""
@@ -31,7 +33,7 @@ def is_prime(n: int) -> bool:
 def foreign_ciphertext() -> bytes:
     """A ciphertext with the scoring set's ring dimension and depth but another plaintext modulus."""
     settings = openfhe.CCParamsBFVRNS()
-    settings.SetPlaintextModulus(8796093480961)  # another prime ≡ 1 mod 65536 just above 2^43
+    settings.SetPlaintextModulus(8796096233473)  # the next prime ≡ 1 mod 65536 after the scoring set's t
     settings.SetMultiplicativeDepth(2)
     settings.SetRingDim(8192)
     settings.SetKeySwitchTechnique(openfhe.BV)
