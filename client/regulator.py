@@ -43,6 +43,7 @@ class AuditOutcome:
             "refusals": report.refused,
             "self_views": report.self_views,
             "refusal_reasons": dict(report.refusal_reasons),
+            "computations": dict(report.computations),
             "violations": len(report.violations),
             "violation_list": [vars(violation) for violation in report.violations],
             "by_consumer": {name: dict(counts) for name, counts in report.by_consumer.items()},

@@ -13,7 +13,12 @@ A granted access is a **violation** when
   expired, exhausted, scope…), or its purpose differs from the consent's,
 - a self-view (no consumer) was requested by someone other than the subject,
 - a consent answer (grant, pause…) it depends on was signed by someone other
-  than the citizen who answers for that consent, or granted different terms.
+  than the citizen who answers for that consent, or granted different terms;
+- it is a sandbox computation whose module was not, at that position, pinned by
+  the same consumer, accepted by a custodian node's check and approved by the
+  provider of every data type it reads — or it read other types than the module's.
+
+The report also counts the computations (by kind) among granted accesses.
 
 On an honest ledger the count is 0. A node that marks a forbidden access
 valid (the rules would have refused it) is caught here, at that log index,
@@ -70,6 +75,7 @@ class ComplianceReport:
     by_consumer: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     by_type: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     refusal_reasons: Counter[str] = field(default_factory=Counter)
+    computations: Counter[str] = field(default_factory=Counter)
 
     @property
     def ok(self) -> bool:
@@ -83,6 +89,8 @@ class _Replay:
         self.org_roles: dict[str, set[str]] = {}
         self.consents: dict[bytes, dict[str, Any]] = {}
         self.kin: set[tuple[bytes, bytes]] = set()
+        self.providers: dict[str, str] = {}  # data type → its provider (catalogue.define)
+        self.modules: dict[bytes, dict[str, Any]] = {}  # module hash → consumer, types, providers, checked, approvals
 
     def apply_membership(self, tx: Transaction) -> None:
         if tx.type == "network.genesis":
@@ -95,6 +103,24 @@ class _Replay:
             self._drop_org(tx.payload["org"])
         elif tx.type == "citizen.relate":
             self.kin.add((tx.payload["citizen"], tx.payload["relative"]))
+        elif tx.type == "catalogue.define":
+            self.providers[tx.payload["entry"]["type"]] = tx.payload["entry"]["provider"]
+
+    def apply_modules(self, tx: Transaction) -> None:
+        """Module pins, checks and approvals, as the rules apply them (ledger/rules/modules.py)."""
+        payload = tx.payload
+        if tx.type == "module.submit":
+            types = sorted({item["type"] for vector in payload["inputs"] for item in vector})
+            self.modules[payload["module_hash"]] = {
+                "consumer": self.admin_org.get(tx.signer), "types": types, "checked": False,
+                "providers": {self.providers.get(data_type) for data_type in types}, "approvals": set(),
+            }
+        elif tx.type == "module.check" and payload["module_hash"] in self.modules:
+            custodian = self.node_org.get(tx.signer)
+            if custodian is not None and Role.CUSTODIAN.value in self.org_roles.get(custodian, set()):
+                self.modules[payload["module_hash"]]["checked"] = payload["outcome"] == "accepted"
+        elif tx.type == "module.approve" and payload["module_hash"] in self.modules:
+            self.modules[payload["module_hash"]]["approvals"].add(self.admin_org.get(tx.signer))
 
     def _put_org(self, org: dict[str, Any]) -> None:
         self.org_roles[org["id"]] = set(org["roles"])
@@ -122,6 +148,7 @@ def check_compliance(entries: Iterable[AuditedEntry]) -> ComplianceReport:
             report.violations.append(Violation(entry.log_index, "", f"a leaf marked valid does not verify: {exc}"))
             continue
         replay.apply_membership(tx)
+        replay.apply_modules(tx)
         if tx.type == "consent.request":
             _consent_requested(replay, tx, entry)
         elif tx.type in _STATUS_AFTER:
@@ -186,6 +213,8 @@ def _judge_access(replay: _Replay, tx: Transaction, entry: AuditedEntry, report:
         report.refusal_reasons[access.get("reason", "?")] += 1
         return
     report.granted += 1
+    if "computation" in access:
+        report.computations[access["computation"]["kind"]] += 1
     if consumer is None:
         report.self_views += 1
         if access["requester"] != access["subject"]:
@@ -205,4 +234,22 @@ def _judge_access(replay: _Replay, tx: Transaction, entry: AuditedEntry, report:
     if access["purpose"] != consent["terms"]["purpose"]["code"]:
         violation("the access purpose differs from the consent's purpose")
         return
+    if "computation" in access and not _computation_allowed(replay, access, violation):
+        return
     replay.consents[consent_id] = record_use(consent, entry.block_time, entry.log_index)
+
+
+def _computation_allowed(replay: _Replay, access: dict[str, Any], violation: Any) -> bool:
+    computation = access["computation"]
+    if computation["kind"] != "sandbox":
+        return True
+    module = replay.modules.get(computation["code_hash"])
+    if module is None or module["consumer"] != access["consumer"]:
+        violation("a sandbox computation ran a module not pinned by its consumer")
+    elif not module["checked"] or not module["providers"] <= module["approvals"]:
+        violation("a sandbox computation ran a module not checked and approved by every provider of its data")
+    elif sorted(access["data_types"]) != module["types"]:
+        violation("a sandbox computation read other data types than its module's")
+    else:
+        return True
+    return False

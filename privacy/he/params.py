@@ -48,13 +48,16 @@ import math
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence, Union
+from typing import Any, Callable, Mapping, Sequence, Union, cast
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # before the first import of openfhe: see the docstring
 
 import numpy as np  # noqa: E402
 import openfhe  # noqa: E402
 
+from ledger import codec  # noqa: E402
+from ledger.errors import EncodingError  # noqa: E402
+from ledger.fields import FieldType, check_map  # noqa: E402
 from privacy.he.errors import HeError  # noqa: E402
 
 __all__ = [
@@ -68,6 +71,7 @@ __all__ = [
     "ScoreBounds",
     "SumBounds",
     "context",
+    "decode_map",
     "parameter_set",
 ]
 
@@ -161,6 +165,19 @@ THRESHOLD_PARAMS = ParameterSet(
 )
 
 PARAMETER_SETS: dict[str, ParameterSet] = {p.name: p for p in (SCORING_PARAMS, THRESHOLD_PARAMS)}
+
+
+def decode_map(data: object, spec: Mapping[str, FieldType], what: str, code: str, error: type[HeError] = HeError) -> dict[str, Any]:
+    """The canonical-CBOR map ``data`` checked against ``spec``, or ``error(code)`` naming ``what``."""
+    try:
+        fields = codec.decode(cast(bytes, data))
+    except EncodingError as exc:
+        raise error(code, f"{what}: {exc}") from None
+    try:
+        check_map(fields, spec, what)
+    except EncodingError as exc:
+        raise error(code, str(exc)) from None
+    return cast(dict[str, Any], fields)
 
 
 def parameter_set(name: object, kind: type[ScoreBounds] | type[SumBounds]) -> ParameterSet:

@@ -42,10 +42,9 @@ import openfhe
 
 from ledger import codec
 from ledger.crypto import sha256
-from ledger.errors import EncodingError
-from ledger.fields import Bytes, Text, UInt, check_map
+from ledger.fields import Bytes, Text, UInt
 from privacy.he.errors import HeError
-from privacy.he.params import OPENFHE_LOCK, SCORING_PARAMS, HeContext, ParameterSet, ScoreBounds, context, parameter_set
+from privacy.he.params import OPENFHE_LOCK, SCORING_PARAMS, HeContext, ParameterSet, ScoreBounds, context, decode_map, parameter_set
 
 __all__ = ["BUNDLE_SPEC", "ScoringJob", "ScoringKeys", "model_hash", "open_job", "score_encrypted"]
 
@@ -138,11 +137,7 @@ class ScoringKeys:
     @classmethod
     def load(cls, data: bytes) -> ScoringKeys:
         """Keys from :meth:`export_secret` bytes; HeError(he_bad_key) if they are not such bytes."""
-        try:
-            fields = codec.decode(data)
-            check_map(fields, _SECRET_SPEC, "exported key")
-        except EncodingError as exc:
-            raise HeError("he_bad_key", str(exc)) from None
+        fields = decode_map(data, _SECRET_SPEC, "exported key", "he_bad_key")
         params = parameter_set(fields["params"], ScoreBounds)
         ctx = context(params)
         secret_key = ctx.load("private_key", fields["secret_key"], what="the exported secret key", code="he_bad_key")
@@ -186,11 +181,7 @@ class ScoringJob:
 
 def open_job(bundle: bytes) -> ScoringJob:
     """Check a job bundle and load it into the named parameter set's context; HeError naming what is wrong."""
-    try:
-        fields = codec.decode(bundle)
-        check_map(fields, BUNDLE_SPEC, "bundle")
-    except EncodingError as exc:
-        raise HeError("he_bad_bundle", str(exc)) from None
+    fields = decode_map(bundle, BUNDLE_SPEC, "bundle", "he_bad_bundle")
     params = parameter_set(fields["params"], ScoreBounds)
     max_features = _bounds(params).max_features
     features = fields["features"]

@@ -52,7 +52,7 @@ from ledger.crypto import sha256
 from ledger.errors import EncodingError
 from ledger.fields import Bytes, ListOf, Text, UInt, check_map
 from privacy.he.errors import HeError, ThresholdError
-from privacy.he.params import OPENFHE_LOCK, THRESHOLD_PARAMS, HeContext, ParameterSet, SumBounds, context, parameter_set
+from privacy.he.params import OPENFHE_LOCK, THRESHOLD_PARAMS, HeContext, ParameterSet, SumBounds, context, decode_map, parameter_set
 
 __all__ = [
     "JointKey",
@@ -73,15 +73,6 @@ _SECRET_SPEC = {"params": Text(64), "party": _PARTY, "index": UInt(0, 63), "secr
 
 def _bounds(params: ParameterSet) -> SumBounds:
     return cast(SumBounds, params.bounds)
-
-
-def _decode(data: object, spec: Mapping[str, Any], what: str, error: type[HeError], code: str) -> dict[str, Any]:
-    try:
-        fields = codec.decode(cast(bytes, data))
-        check_map(fields, spec, what)
-    except EncodingError as exc:
-        raise error(code, str(exc)) from None
-    return cast(dict[str, Any], fields)
 
 
 @dataclass(frozen=True)
@@ -114,7 +105,7 @@ class JointKey:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> JointKey:
-        fields = _decode(data, _JOINT_SPEC, "joint key", ThresholdError, "bad_joint_key")
+        fields = decode_map(data, _JOINT_SPEC, "joint key", ThresholdError, "bad_joint_key")
         return cls(fields["params"], tuple(fields["parties"]), fields["public_key"], fields["eval_sum_keys"])
 
     @cached_property
@@ -201,7 +192,7 @@ class ThresholdParty:
     @classmethod
     def load(cls, data: bytes) -> ThresholdParty:
         """A party from :meth:`export_share` bytes; HeError(he_bad_key) if they are not such bytes."""
-        fields = _decode(data, _SECRET_SPEC, "secret share", HeError, "he_bad_key")
+        fields = decode_map(data, _SECRET_SPEC, "secret share", HeError, "he_bad_key")
         params = parameter_set(fields["params"], SumBounds)
         secret_key = context(params).load("private_key", fields["secret_key"], what="the secret share", code="he_bad_key")
         return cls(params, fields["party"], fields["index"], secret_key)
@@ -286,7 +277,7 @@ def fuse(joint: JointKey, shares: Mapping[str, bytes]) -> int:
     partials = []
     digests = {}
     for party in joint.parties:
-        fields = _decode(shares[party], _SHARE_SPEC, f"the share of {party}", ThresholdError, "bad_share")
+        fields = decode_map(shares[party], _SHARE_SPEC, f"the share of {party}", ThresholdError, "bad_share")
         if fields["params"] != joint.params or fields["party"] != party:
             raise ThresholdError("bad_share", f"the share given for {party} is {fields['party']}'s under {fields['params']!r}")
         partials.append(ctx.load("partial", fields["partial"], what=f"the share of {party}", code="bad_share", error=ThresholdError))

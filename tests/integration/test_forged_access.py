@@ -73,9 +73,9 @@ class Ledger:
     def admin(self, org: str) -> KeyPair:
         return self.config.admin_key(org)
 
-    def access(self, *, signer: KeyPair | None = None) -> bytes:
+    def access(self, *, signer: KeyPair | None = None, **changes: Any) -> bytes:
         """A granted access.record of the insurer under the consent (signed by the custodian's node unless said otherwise)."""
-        payload = {
+        payload: dict[str, Any] = {
             "requester": self.admin(INSURER).public_key,
             "request_digest": os.urandom(32),
             "subject": self.alice.public_key,
@@ -87,6 +87,7 @@ class Ledger:
             "records": [{"record_id": self.record_id, "version": 1}],
             "outcome": "granted",
             "result_hash": os.urandom(32),
+            **changes,
         }
         return self.tx(signer or self.config.node_key, "access.record", payload)
 
@@ -147,6 +148,22 @@ def _grant_by_bob(ledger: Ledger) -> bytes:
     return ledger.tx(ledger.bob, "consent.grant", {"consent_id": terms["consent_id"], "terms_hash": terms_hash(terms)})
 
 
+UNAPPROVED_MODULE = b"\x3c" * 32
+
+
+def _pin_unapproved_module(ledger: Ledger) -> list[bytes]:
+    """The insurer pins a module reading the vehicle registration; the node checks it; the provider never approves it."""
+    layout = [[{"type": VEHICLE, "field": "registered", "encode": "years_to_as_of"}]]
+    pin = {"module_hash": UNAPPROVED_MODULE, "name": "unapproved", "inputs": layout, "output": "int"}
+    check = {"module_hash": UNAPPROVED_MODULE, "outcome": "accepted"}
+    return [ledger.tx(ledger.admin(INSURER), "module.submit", pin), ledger.tx(ledger.config.node_key, "module.check", check)]
+
+
+def _computation_with_unapproved_module(ledger: Ledger) -> bytes:
+    receipt = {"kind": "sandbox", "code_hash": UNAPPROVED_MODULE, "engine": "wasmtime", "params": b"\xa0", "fuel": 1, "output_hash": bytes(32)}
+    return ledger.access(mode="computed", computation=receipt)
+
+
 FORGERIES = {
     "access-after-revocation": Forgery(
         prepare=lambda ledger: [ledger.tx(ledger.alice, "consent.revoke", {"consent_id": ledger.consent["consent_id"]})],
@@ -168,6 +185,13 @@ FORGERIES = {
         rule="consent.grant",
         refused_as=Code.NOT_FOUND,
         caught_as="consent.grant is not signed by the citizen who answers for the consent",
+    ),
+    "computation-with-an-unapproved-module": Forgery(
+        prepare=_pin_unapproved_module,
+        forged=_computation_with_unapproved_module,
+        rule="access.record",
+        refused_as=Code.POLICY_NOT_MET,
+        caught_as="a sandbox computation ran a module not checked and approved by every provider of its data",
     ),
 }
 
