@@ -47,6 +47,13 @@ app = typer_app("The digital safe box: your records, your data, your consents, a
 Types = Annotated[Optional[list[str]], typer.Option("--type", metavar="TYPE", help="Only this data type (repeatable).")]
 
 
+MODE_WORDS = {
+    "raw": "the records themselves",
+    "masked": "a masked view (IDs, names and places partly hidden, amounts as ranges)",
+    "computed": "a computed result only, never the records",
+}
+
+
 def _box(client: LedgerClient) -> SafeBox:
     return SafeBox(client, wall_clock_ms)
 
@@ -100,7 +107,7 @@ def _show_terms(consent: dict[str, Any]) -> None:
         ("requested by", consent["consumer"]),
         ("purpose", f"{terms['purpose']['code']}: {terms['purpose']['text']}"),
         ("data types", ", ".join(t for t in terms["data_types"] if t not in sensitive) or "-"),
-        ("mode", "the records themselves" if terms["mode"] == "raw" else "a computed result only, never the records"),
+        ("mode", MODE_WORDS[terms["mode"]]),
         ("valid", f"{when(terms['valid_from'])} to {when(terms['valid_until'])}"),
         ("data described", f"{day(terms['data_from'])} to {day(terms['data_until'])}"),
         ("uses", f"at most {terms['max_uses']}, {terms['frequency']['max']} per {terms['frequency']['per']}"),

@@ -51,7 +51,10 @@ def request(
     purpose: Annotated[str, typer.Option(metavar="CODE", help="The purpose code, e.g. insurance.claim.")],
     purpose_text: Annotated[str, typer.Option(metavar="TEXT", help="The purpose in words, shown to the citizen.")],
     days: Annotated[int, typer.Option(min=1, max=366, help="How many days the consent is valid.")],
-    mode: Annotated[Literal["raw", "computed"], typer.Option(help="raw: the records; computed: a computed result only.")] = "raw",
+    mode: Annotated[
+        Literal["raw", "masked", "computed"],
+        typer.Option(help="raw: the records; masked: a masked view of them; computed: a computed result only."),
+    ] = "raw",
     max_uses: Annotated[int, typer.Option(min=1, help="Total accesses allowed.")] = 10,
     per_day: Annotated[int, typer.Option(min=1, help="Accesses allowed per day.")] = 5,
     contact: Annotated[str, typer.Option(help="Where the citizen can reach you about this consent.")] = "",
@@ -98,12 +101,13 @@ def fetch(
     receipt_out: Annotated[
         Optional[Path], typer.Option("--receipt-out", metavar="FILE", help="Write the receipt (access record, checkpoint, audit path).")
     ] = None,
+    masked: Annotated[bool, typer.Option("--masked", help="Ask for the masked view (consents in masked or raw mode).")] = False,
     url: Url = DEFAULT_URL,
     as_json: AsJson = False,
 ) -> None:
     """Fetch the consented records under a consent, verified end to end; a refusal exits 1 with its reason."""
     with session(url, wallet) as client:
-        received = _consumer(client).fetch(consent_id, subject, data_types or None)
+        received = _consumer(client).fetch(consent_id, subject, data_types or None, masked=masked)
     if receipt_out is not None:
         receipt_out.write_text(json.dumps(received.receipt(), indent=2) + "\n")
     show_received(received, as_json=as_json)

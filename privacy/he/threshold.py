@@ -105,7 +105,7 @@ class JointKey:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> JointKey:
-        fields = decode_map(data, _JOINT_SPEC, "joint key", ThresholdError, "bad_joint_key")
+        fields = decode_map(data, _JOINT_SPEC, "joint key", "bad_joint_key", ThresholdError)
         return cls(fields["params"], tuple(fields["parties"]), fields["public_key"], fields["eval_sum_keys"])
 
     @cached_property
@@ -192,7 +192,7 @@ class ThresholdParty:
     @classmethod
     def load(cls, data: bytes) -> ThresholdParty:
         """A party from :meth:`export_share` bytes; HeError(he_bad_key) if they are not such bytes."""
-        fields = decode_map(data, _SECRET_SPEC, "secret share", HeError, "he_bad_key")
+        fields = decode_map(data, _SECRET_SPEC, "secret share", "he_bad_key")
         params = parameter_set(fields["params"], SumBounds)
         secret_key = context(params).load("private_key", fields["secret_key"], what="the secret share", code="he_bad_key")
         return cls(params, fields["party"], fields["index"], secret_key)
@@ -277,7 +277,7 @@ def fuse(joint: JointKey, shares: Mapping[str, bytes]) -> int:
     partials = []
     digests = {}
     for party in joint.parties:
-        fields = decode_map(shares[party], _SHARE_SPEC, f"the share of {party}", ThresholdError, "bad_share")
+        fields = decode_map(shares[party], _SHARE_SPEC, f"the share of {party}", "bad_share", ThresholdError)
         if fields["params"] != joint.params or fields["party"] != party:
             raise ThresholdError("bad_share", f"the share given for {party} is {fields['party']}'s under {fields['params']!r}")
         partials.append(ctx.load("partial", fields["partial"], what=f"the share of {party}", code="bad_share", error=ThresholdError))
