@@ -69,8 +69,8 @@ REQUEST_SPEC = {
     "data_type": Text(64, identifier=True),
     "field": Text(64, identifier=True),
     "statistic": Choice(STATISTICS),
-    "lower": UInt(0, 2**40),
-    "upper": UInt(0, 2**40),
+    "lower": UInt(0, 2**26),  # the proven range of the threshold parameter set (docs/HE.md)
+    "upper": UInt(0, 2**26),
     "epsilon_milli": UInt(1, MAX_EPSILON_MILLI),
     "keyset_id": Bytes(32),
     "purpose": Text(64, identifier=True),

@@ -23,15 +23,19 @@ from typing import Any, Iterator
 
 import httpx
 import pytest
+import wasmtime
 
+from client.aggregates import AggregateRequester, register_joint_key
 from client.citizen import SafeBox
+from client.sdk import ApiError, b64
 from ledger import codec
-from ledger.crypto import KeyPair
+from ledger.crypto import KeyPair, sha256
 from ledger.rules.access import access_result_hash
 from ledger.rules.records import commit_record_payload
 from ledger.tx import build_transaction
 from node.runtime import clock_ms
 from privacy.envelope import generate_x25519, open_sealed, record_aad, seal_record, x25519_public_from_ed25519
+from privacy.he.threshold import run_ceremony
 from sharing import AUTHORITY, BANK, DAY_MS, INSURER, REGULATOR, SAMPLE_PAYLOADS, Sharing, sharing_network
 
 VEHICLE = "vehicle.registration"
@@ -71,10 +75,31 @@ MATRIX: dict[str, tuple[int, ...]] = {
     "GET /v1/access":                                 (200,   200,   200,   200,   403,   200,   200,   401,    401),
     "GET /v1/access?subject={subject}":               (200,   403,   200,   200,   403,   200,   200,   401,    401),
     "GET /v1/access?consumer={consumer}":             (200,   200,   200,   403,   403,   200,   200,   401,    401),
+    "POST /v1/modules":                               (403,   403,   200,   200,   403,   403,   403,   401,    401),
+    "GET /v1/modules/{module_hash}":                  (200,   200,   200,   200,   200,   200,   200,   401,    401),
+    "POST /v1/compute":                               (403,   403,   200,   403,   403,   403,   403,   401,    401),
+    "POST /v1/compute/replay":                        (403,   403,   403,   403,   403,   200,   200,   401,    401),
+    "POST /v1/keysets":                               (403,   403,   200,   200,   200,   200,   200,   401,    401),
+    "GET /v1/keysets/{keyset_id}":                    (403,   403,   200,   200,   200,   200,   200,   401,    401),
+    "POST /v1/aggregates":                            (403,   403,   403,   403,   403,   403,   403,   401,    401),
+    "GET /v1/aggregates/{aggregate_id}":              (404,   404,   200,   404,   200,   200,   200,   401,    401),
+    "POST /v1/aggregates/{aggregate_id}/shares":      (403,   403,   200,   200,   200,   200,   200,   401,    401),
+    "GET /v1/privacy/budgets/{data_type}":            (403,   403,   200,   200,   200,   200,   200,   401,    401),
 }
 ERROR_CODES = {400: "invalid_argument", 401: "unauthenticated", 403: "forbidden", 404: "not_found"}
-SPECIAL_CODES = {("POST /v1/access", "other_consumer"): "no_consent"}  # refused by the consent check, and recorded
-PAYLOAD_CELLS = {("POST /v1/access", "subject"), ("POST /v1/access", "consumer")}
+SPECIAL_CODES = {
+    ("POST /v1/access", "other_consumer"): "no_consent",  # refused by the consent check, and recorded
+    ("POST /v1/compute", "other_consumer"): "no_consent",
+    # consumers and regulators may ask; the one citizen who consented is fewer than the minimum cohort
+    **{("POST /v1/aggregates", role): "cohort_too_small" for role in ("consumer", "other_consumer", "regulator", "custodian")},
+}
+# Answers that carry a sealed result: data, or a computation's output over it.
+PAYLOAD_CELLS = {("POST /v1/access", "subject"), ("POST /v1/access", "consumer"), ("POST /v1/compute", "consumer")}
+CONSTANT_MODULE = """(module (memory (export "memory") 1)
+  (func (export "qcl_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "qcl_run") (param i32 i32) (result i64) (i64.const 1)))"""
+MODULE_LAYOUT = [[{"type": VEHICLE, "field": "registered", "encode": "years_to_as_of"}]]
+PARTIES = [AUTHORITY, REGULATOR, PROVIDER_ORG]
 
 # What each listing holds, and who each listed item belongs to (citizen keys in hex, organization ids).
 LISTINGS = {
@@ -94,6 +119,7 @@ class World:
     values: dict[str, str]  # the probes' placeholders
     recipient_private_key: bytes
     recipient_public_key: bytes
+    joint_key: bytes
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +135,17 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             (own,) = citizen.records()
             citizen.request_correction(bytes.fromhex(own["record_id"]), "the plate is wrong")
         subject.open_my_data()
+        insurer = net.consumer(INSURER)
+        module_hash = insurer.pin_module(wasmtime.wat2wasm(CONSTANT_MODULE), "constant", MODULE_LAYOUT, "int")
+        net.provider(PROVIDER_ORG).approve_module(module_hash)
+        computed = insurer.run_module(consent_id, subject.key.public_key, module_hash)
+        net.provider(PROVIDER_ORG).set_privacy_budget(VEHICLE, consumer_epsilon=100, total_epsilon=100, min_cohort=2)
+        shares, joint = run_ceremony(PARTIES)
+        keyset_id = register_joint_key(net.client(net.admin_key(REGULATOR)), joint, clock_ms)
+        requester = AggregateRequester(net.client(net.admin_key(INSURER)), clock_ms)
+        with pytest.raises(ApiError):
+            requester.request(VEHICLE, "registered", "count", bounds=(0, 1), epsilon=0.001, keyset_id=keyset_id, purpose="claims.stats")
+        (aggregate_id,) = [key[len(b"aggregate/"):] for key, _ in net.node.peer.store.state_scan(b"aggregate/")]
         keys: dict[str, KeyPair | None] = {
             "subject": subject.key,
             "other_citizen": other.key,
@@ -134,10 +171,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             "consent_id": consent_id.hex(),
             "tx_id": grant["tx_id"],
             "height": "1",
+            "module_hash": module_hash.hex(),
+            "keyset_id": keyset_id.hex(),
+            "aggregate_id": aggregate_id.hex(),
+            "data_type": VEHICLE,
+            "computed_index": str(computed.log_index),
         }
         private_key, public_key = generate_x25519()
         http = {role: net.http(key) for role, key in keys.items()}
-        yield World(net, keys, http, identity, values, private_key, public_key)
+        yield World(net, keys, http, identity, values, private_key, public_key, joint.to_bytes())
 
 
 def _consent_used_once(net: Sharing, citizen: SafeBox, org: str) -> tuple[bytes, dict[str, Any]]:
@@ -167,6 +209,38 @@ def body_for(world: World, probe: str, role: str) -> dict[str, Any] | None:
         return _publish_body(net, bytes.fromhex(values["subject"]))
     if probe == "POST /v1/transactions":
         return {"transactions": [base64.b64encode(_badly_signed(net)).decode()]}
+    if probe == "POST /v1/compute":
+        job = {"kind": "sandbox", "module_hash": values["module_hash"]}
+        return {"subject": values["subject"], "consent_id": values["consent_id"], "recipient_key": world.recipient_public_key.hex(), "job": job}
+    if probe == "POST /v1/compute/replay":
+        return {"log_index": int(values["computed_index"])}
+    return _blob_body(world, probe)
+
+
+def _signed(net: Sharing, org: str, tx_type: str, payload: dict[str, Any]) -> str:
+    return b64(build_transaction(net.admin_key(org), net.node.peer.network, tx_type, payload, time_ms=clock_ms()))
+
+
+def _blob_body(world: World, probe: str) -> dict[str, Any] | None:
+    """Bodies of the routes that carry a signed transaction (and the bytes it names): fresh each call."""
+    net, values = world.net, world.values
+    if probe == "POST /v1/modules":
+        wasm = wasmtime.wat2wasm(CONSTANT_MODULE) + b"\x00\x11\x08qcl-test" + os.urandom(8)  # a custom section: a new hash
+        pin = {"module_hash": sha256(wasm), "name": "constant", "inputs": MODULE_LAYOUT, "output": "int"}
+        return {"transaction": _signed(net, INSURER, "module.submit", pin), "wasm": b64(wasm)}
+    if probe == "POST /v1/keysets":
+        keyset = {"keyset_id": sha256(world.joint_key), "params": "bfv-threshold-v1", "parties": PARTIES}
+        return {"transaction": _signed(net, REGULATOR, "threshold.keyset", keyset), "data": b64(world.joint_key)}
+    if probe == "POST /v1/aggregates":
+        request = {
+            "aggregate_id": os.urandom(16), "data_type": VEHICLE, "field": "registered", "statistic": "count", "lower": 0, "upper": 1,
+            "epsilon_milli": 1, "keyset_id": bytes.fromhex(values["keyset_id"]), "purpose": "claims.stats",
+        }
+        return {"transaction": _signed(net, INSURER, "aggregate.request", request)}
+    if probe == "POST /v1/aggregates/{aggregate_id}/shares":
+        share = os.urandom(64)
+        payload = {"aggregate_id": bytes.fromhex(values["aggregate_id"]), "share_hash": sha256(share)}
+        return {"transaction": _signed(net, REGULATOR, "aggregate.share", payload), "data": b64(share)}
     return None
 
 
@@ -253,4 +327,8 @@ def check_released_after_a_committed_access(world: World, body: dict[str, Any], 
     assert (looked_up["status"], looked_up["log_index"]) == ("committed", log_index)
     plaintext = open_sealed(base64.b64decode(body["sealed_result"]), world.recipient_private_key)
     assert access_result_hash(plaintext) == tx.payload["result_hash"]
-    assert MARKER in [record["payload"]["brand"] for record in codec.decode(plaintext)["records"]]
+    released = codec.decode(plaintext)
+    if tx.payload["mode"] == "computed":  # a computation's output leaves, never a record's payload
+        assert MARKER.encode() not in plaintext and all("payload" not in record for record in released["records"])
+    else:
+        assert MARKER in [record["payload"]["brand"] for record in released["records"]]

@@ -107,7 +107,7 @@ def test_the_privacy_map_never_exceeds_the_epsilon_asked_for(statistic, epsilon_
             assert part.epsilon >= share * 0.99
 
 
-# The ledger lets an aggregate request bounds up to 2**40 (ledger.rules.aggregates.REQUEST_SPEC), in fen: a thousand
+# Values and sums past 32 bits must not saturate (OpenDP's T=int is i32): in fen, a thousand
 # ordinary annual incomes already sum past 2**31 fen (21.5 million yuan).
 @pytest.mark.parametrize(
     ("values", "upper"),

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Callable
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
@@ -23,13 +24,15 @@ from ledger.crypto import sha256
 from ledger.errors import EncodingError
 from ledger.genesis import Role
 from ledger.rules.aggregates import aggregate_key, budget_key, keyset_key, spent_key
-from ledger.tx import parse_transaction
+from ledger.tx import Transaction, parse_transaction
 from node.api.auth import AUDITOR_ROLES, CallerDep, require_role
 from node.api.dependencies import NodeDep, parse_base64, parse_hex
 from node.api.errors import ApiError
 from node.api.routers.transactions import result_json
 from node.queries import to_json
 from node.services import NodeServices
+from privacy.he.errors import HeError
+from privacy.he.threshold import JointKey
 
 router = APIRouter(tags=["aggregates"])
 
@@ -42,8 +45,10 @@ class BlobTransaction(BaseModel):
     timeout_ms: int = Field(30_000, ge=1, le=120_000)
 
 
-def _store_and_order(node: NodeServices, body: BlobTransaction, tx_type: str, hash_field: str) -> dict:
-    """Keep the bytes the transaction names by hash in the vault, then order the transaction."""
+def _store_and_order(
+    node: NodeServices, body: BlobTransaction, tx_type: str, hash_field: str, check: Callable[[Transaction, bytes], None] | None = None
+) -> dict:
+    """Keep the bytes the transaction names by hash in the vault (``check``-ed first), then order the transaction."""
     envelope, data = parse_base64(body.transaction, "transaction"), parse_base64(body.data, "data")
     if len(data) > MAX_BLOB_BYTES:
         raise ApiError("payload_too_large", f"data: at most {MAX_BLOB_BYTES} bytes")
@@ -55,6 +60,8 @@ def _store_and_order(node: NodeServices, body: BlobTransaction, tx_type: str, ha
         raise ApiError("invalid_argument", f"transaction: expected {tx_type}, got {tx.type!r}")
     if tx.payload.get(hash_field) != sha256(data):
         raise ApiError("invalid_argument", f"{hash_field}: is not SHA-256 of the data sent")
+    if check is not None:
+        check(tx, data)
     node.vault.put_blob(data)
     return result_json(node.peer.submit([envelope], timeout_s=body.timeout_ms / 1000)[0])
 
@@ -63,7 +70,17 @@ def _store_and_order(node: NodeServices, body: BlobTransaction, tx_type: str, ha
 def register_keyset(body: BlobTransaction, caller: CallerDep, node: NodeDep) -> dict:
     if caller.is_citizen:
         raise ApiError("forbidden", "joint keys are registered by member organizations")
-    return _store_and_order(node, body, "threshold.keyset", "keyset_id")
+    return _store_and_order(node, body, "threshold.keyset", "keyset_id", _check_joint_key)
+
+
+def _check_joint_key(tx: Transaction, data: bytes) -> None:
+    """The bytes are a joint key under the parameter set and parties the transaction names."""
+    try:
+        joint = JointKey.from_bytes(data)
+    except HeError as exc:
+        raise ApiError("invalid_argument", f"data: {exc.message}") from None
+    if joint.params != tx.payload.get("params") or list(joint.parties) != tx.payload.get("parties"):
+        raise ApiError("invalid_argument", "data: the joint key's parameter set or parties differ from the transaction's")
 
 
 @router.get("/v1/keysets/{keyset_id}")
