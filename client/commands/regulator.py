@@ -1,4 +1,5 @@
-"""``qcl regulator``: read every access and consent, audit the whole log, prove any access record.
+"""``qcl regulator``: read every access and consent, audit the whole log, prove any access record,
+re-run any recorded sandbox computation.
 
 ``audit`` runs :meth:`client.regulator.Regulator.audit`: every log entry is
 downloaded up to a signed checkpoint and the root recomputed, then every
@@ -192,3 +193,19 @@ def prove(
         proof,
         as_json=as_json,
     )
+
+
+@app.command("replay")
+def replay(
+    log_index: Annotated[int, typer.Argument(min=0, help="Log index of a granted sandbox computation.")],
+    wallet: WalletFile,
+    url: Url = DEFAULT_URL,
+    as_json: AsJson = False,
+) -> None:
+    """Have the node re-run a recorded sandbox computation; exits 1 unless output hash and fuel match the receipt."""
+    with session(url, wallet) as client:
+        result = Regulator(client).replay_computation(log_index)
+    if not result["matches"]:
+        fail("replay_mismatch", f"the re-run of log index {log_index} does not match its receipt: {result}")
+    done(f"log index {log_index}: same output hash {result['output_hash'][:16]}… and fuel {result['fuel']:,} as the receipt", result,
+         as_json=as_json)

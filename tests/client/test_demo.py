@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from typer.testing import CliRunner
 
+from client.cli import app
 from client.demo_data import RIGHT_BRAND
 from client.provider import Provider
 from client.regulator import AuditOutcome, Regulator
@@ -48,13 +50,14 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Completed
 
 
 @pytest.fixture
-def reopened(demo: tuple[subprocess.CompletedProcess[str], Path]) -> Iterator[tuple[Regulator, Provider]]:
+def reopened(demo: tuple[subprocess.CompletedProcess[str], Path]) -> Iterator[tuple[Regulator, Provider, str]]:
+    """The regulator and a provider on the kept store, and the reopened node's URL."""
     _, data_dir = demo
     with embedded_node(data_dir) as node:
         regulator = LedgerClient(node.url, key=node.config.admin_key("pbc-jinan"))
         psb = LedgerClient(node.url, key=node.config.admin_key("jinan-psb"))
         with regulator, psb:
-            yield Regulator(regulator), Provider(psb, clock_ms)
+            yield Regulator(regulator), Provider(psb, clock_ms), node.url
 
 
 def test_the_narration_tells_the_key_facts(demo: tuple[subprocess.CompletedProcess[str], Path]) -> None:
@@ -73,7 +76,7 @@ def test_the_narration_tells_the_key_facts(demo: tuple[subprocess.CompletedProce
     assert not re.search(r"\d{17}[\dX]", out), "the demo printed something shaped like a national ID number"
 
 
-def test_the_kept_ledger_audits_clean_with_every_refusal_on_it(reopened: tuple[Regulator, Provider]) -> None:
+def test_the_kept_ledger_audits_clean_with_every_refusal_on_it(reopened: tuple[Regulator, Provider, str]) -> None:
     outcome: AuditOutcome = reopened[0].audit()
     report = outcome.compliance
     assert report.violations == []
@@ -87,7 +90,7 @@ def test_the_kept_ledger_audits_clean_with_every_refusal_on_it(reopened: tuple[R
     }
 
 
-def test_the_kept_ledger_holds_the_consents_in_their_final_states(reopened: tuple[Regulator, Provider]) -> None:
+def test_the_kept_ledger_holds_the_consents_in_their_final_states(reopened: tuple[Regulator, Provider, str]) -> None:
     consents = reopened[0].consents()
     assert len(consents) == 6
     assert {(c["consumer"], c["terms"]["purpose"]["code"], c["status"]) for c in consents} == {
@@ -102,7 +105,7 @@ def test_the_kept_ledger_holds_the_consents_in_their_final_states(reopened: tupl
     assert life["grantor"] != life["terms"]["subject"] and life["sensitive_types"] == ["civil.death_registration"]
 
 
-def test_the_corrected_record_keeps_its_superseded_version(reopened: tuple[Regulator, Provider]) -> None:
+def test_the_corrected_record_keeps_its_superseded_version(reopened: tuple[Regulator, Provider, str]) -> None:
     psb = reopened[1]
     vehicle = next(record for record in psb.records() if record["type"] == "vehicle.registration")
     assert [(v["version"], v["status"]) for v in vehicle["versions"]] == [(1, "superseded"), (2, "current")]
@@ -121,3 +124,22 @@ def test_the_kept_wallets_hold_the_residents_keys(
 def test_the_kept_store_verifies(demo: tuple[subprocess.CompletedProcess[str], Path]) -> None:
     result = run_verify(demo[1])
     assert result.returncode == 0, result.stdout[-2000:]
+
+
+def test_the_kept_ledger_holds_scenario_2s_computations_and_they_replay(
+    demo: tuple[subprocess.CompletedProcess[str], Path], reopened: tuple[Regulator, Provider, str], tmp_path: Path
+) -> None:
+    regulator, _, url = reopened
+    assert dict(regulator.audit().compliance.computations) == {"sandbox": 1, "he_score": 1}
+    (sandbox,) = [a for a in regulator.accesses(consumer="qilu-bank", outcome="granted") if (a.get("computation") or {}).get("kind") == "sandbox"]
+    assert regulator.replay_computation(sandbox["log_index"])["matches"]
+    # the same through the CLI, as a regulator would run it
+    env = {"QCL_PASSPHRASE": "x", "QCL_URL": url}
+    wallet = tmp_path / "pbc.wallet"
+    runner = CliRunner()
+    imported = runner.invoke(app, ["wallet", "import-dev", "--data-dir", str(demo[1]), "--org", "pbc-jinan", "--out", str(wallet),
+                                   "--kdf-cost", "interactive"], env=env)
+    assert imported.exit_code == 0, imported.stdout
+    replayed = runner.invoke(app, ["regulator", "replay", str(sandbox["log_index"]), "--wallet", str(wallet), "--json"], env=env)
+    assert replayed.exit_code == 0, replayed.stdout + replayed.stderr
+    assert '"matches": true' in replayed.stdout
