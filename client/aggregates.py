@@ -31,9 +31,10 @@ class KeyParty:
     def file_share(self, aggregate_id: bytes) -> dict[str, Any]:
         """Decrypt this party's share of every part of the result and file it (an aggregate.share)."""
         aggregate = self._client.get(f"/v1/aggregates/{aggregate_id.hex()}")
-        result = codec.decode(base64.b64decode(aggregate["result"]))
-        if sha256(base64.b64decode(aggregate["result"])).hex() != aggregate["receipt"]["result_hash"]:
+        blob = base64.b64decode(aggregate["result"])
+        if sha256(blob).hex() != aggregate["receipt"]["result_hash"]:
             raise ValueError("the node's result does not match the result hash on the ledger")
+        result = codec.decode(blob)
         share = codec.encode([self.share.partial_decrypt(part["ciphertext"]) for part in result["parts"]])
         envelope = self._client.sign("aggregate.share", {"aggregate_id": aggregate_id, "share_hash": sha256(share)}, time_ms=self._clock_ms())
         answer = self._client.post(f"/v1/aggregates/{aggregate_id.hex()}/shares", {"transaction": b64(envelope), "data": b64(share)})
@@ -77,7 +78,12 @@ class AggregateRequester:
         aggregate = self._client.get(f"/v1/aggregates/{aggregate_id.hex()}")
         if aggregate["status"] != "released":
             raise ValueError(f"the aggregate is {aggregate['status']}: every party must file its share first")
-        result = codec.decode(base64.b64decode(aggregate["result"]))
+        if joint_key_hash(joint).hex() != aggregate["keyset_id"]:
+            raise ValueError("this joint key is not the one the aggregate was computed under")
+        blob = base64.b64decode(aggregate["result"])
+        if sha256(blob).hex() != aggregate["receipt"]["result_hash"]:
+            raise ValueError("the node's result does not match the result hash on the ledger")
+        result = codec.decode(blob)
         shares = {
             party: codec.decode(base64.b64decode(data)) for party, data in aggregate["share_data"].items()
         }

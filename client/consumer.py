@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from client.received import ReceivedData, verify_access_answer
+from client.received import ReceiptError, ReceivedData, verify_access_answer
 from client.sdk import LedgerClient, TransactionRefused, b64
 from ledger.crypto import sha256
 from privacy.envelope import generate_x25519
@@ -96,13 +96,13 @@ class Consumer:
     def run_module(self, consent_id: bytes, subject: bytes, module_hash: bytes) -> ReceivedData:
         """Run an approved module over the subject's consented records; only its output comes back."""
         job = {"kind": "sandbox", "module_hash": module_hash.hex()}
-        return self._ask("/v1/compute", subject, {"consent_id": consent_id.hex(), "job": job})
+        return _ran(self._ask("/v1/compute", subject, {"consent_id": consent_id.hex(), "job": job}), module_hash)
 
     def score(self, consent_id: bytes, subject: bytes, keys: ScoringKeys, bundle: bytes, inputs: list[list[dict[str, str]]]) -> tuple[int, ReceivedData]:
         """Score the subject with an encrypted private model (``keys.encrypt_model``); the node sees
         neither the model nor the score, the consumer never the features."""
         job = {"kind": "he_score", "bundle": b64(bundle), "inputs": inputs}
-        received = self._ask("/v1/compute", subject, {"consent_id": consent_id.hex(), "job": job})
+        received = _ran(self._ask("/v1/compute", subject, {"consent_id": consent_id.hex(), "job": job}), sha256(bundle))
         return keys.decrypt_score(received.output["ciphertext"]), received
 
     def _ask(self, path: str, subject: bytes, body: dict[str, Any]) -> ReceivedData:
@@ -114,3 +114,10 @@ class Consumer:
 
     def accesses(self, **filters: Any) -> list[dict[str, Any]]:
         return self._client.get("/v1/access", **filters)["accesses"]
+
+
+def _ran(received: ReceivedData, code_hash: bytes) -> ReceivedData:
+    """The answer, once its receipt names the module or model the consumer asked to run."""
+    if received.access["computation"]["code_hash"] != code_hash:
+        raise ReceiptError("the access record names another computation than the one asked for")
+    return received

@@ -105,6 +105,9 @@ def verify_access_answer(
     output = result.get("output")
     if access["mode"] == "computed":
         receipt = access["computation"]
+        named = result["access"].get("computation", {})
+        if (named.get("kind"), named.get("code_hash")) != (receipt["kind"], receipt["code_hash"]):
+            raise ReceiptError("the result and the access record name different computations")
         if output is None or _output_hash(receipt["kind"], output) != receipt["output_hash"]:
             raise ReceiptError("the computed output does not match the output hash in the access record")
     return ReceivedData(result["records"], tx.tx_id, log_index, signed, access, answer, output)

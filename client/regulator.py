@@ -89,7 +89,10 @@ class Regulator:
         """Have the node re-run the sandbox job recorded at ``log_index`` and compare the output hash and
         fuel with the receipt in the proven log leaf (not with what the node says the receipt was)."""
         self.prove_access(log_index)
-        receipt = parse_transaction(self._client.entries(log_index, log_index + 1)[0]).payload["computation"]
+        tx = parse_transaction(self._client.entries(log_index, log_index + 1)[0])
+        if self._client.transaction(tx.tx_id)["code"] != Code.VALID.name:
+            raise AuditError(f"log index {log_index} is marked invalid: nothing was computed there")
+        receipt = tx.payload["computation"]
         rerun = self._client.post("/v1/compute/replay", {"log_index": log_index})
         matches = bytes.fromhex(rerun["output_hash"]) == receipt["output_hash"] and rerun["fuel"] == receipt.get("fuel")
         return {"log_index": log_index, "output_hash": rerun["output_hash"], "fuel": rerun["fuel"], "matches": matches}

@@ -39,11 +39,11 @@ from node.publishing import decode_opening
 from node.vault import Vault
 from privacy.dp import noisy_parts
 from privacy.envelope import open_record, record_aad
+from privacy.he.params import ENGINE as HE_ENGINE
 from privacy.he.threshold import JointKey, encrypt_values, sum_encrypted
 
 __all__ = ["AggregateDesk", "ComputedAggregate"]
 
-HE_ENGINE = "openfhe threshold-bfv"
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,10 @@ class AggregateDesk:
             raise ApiError("invalid_argument", f"transaction: expected aggregate.request, got {tx.type!r}")
         submitted = self._peer.submit([envelope], timeout_s=timeout_s)[0]
         if submitted.status != "committed":
-            if submitted.code == Code.POLICY_NOT_MET and "budget" in submitted.reason:
-                raise ApiError("budget_exhausted", f"{submitted.reason} (refusal recorded at log index {submitted.log_index})")
+            budget_code = {"privacy budget exhausted": "budget_exhausted", "no privacy budget": "no_budget"}
+            for phrase, code in budget_code.items():
+                if submitted.code == Code.POLICY_NOT_MET and phrase in submitted.reason:
+                    raise ApiError(code, f"{submitted.reason} (refusal recorded at log index {submitted.log_index})")
             raise ApiError("forbidden" if submitted.code == Code.POLICY_NOT_MET else "invalid_argument", submitted.reason or submitted.status)
         request = self._peer.store.read_state(aggregate_key(tx.payload["aggregate_id"]))
         budget = self._peer.store.read_state(budget_key(request["data_type"]))
@@ -78,7 +80,7 @@ class AggregateDesk:
         receipt: dict[str, Any] = {
             "aggregate_id": tx.payload["aggregate_id"],
             "min_cohort": budget["min_cohort"],
-            "engine": HE_ENGINE,
+            "engine": HE_ENGINE,  # the parameter set is in the joint key, named on chain by threshold.keyset
             "params": codec.encode({"statistic": request["statistic"], "lower": request["lower"], "upper": request["upper"],
                                     "epsilon_milli": request["epsilon_milli"], "mechanism": "opendp discrete laplace"}),
         }

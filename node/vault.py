@@ -12,7 +12,8 @@ lives here rather than in :mod:`ledger.storage.schema`:
     0x00 'format'                          → format version (ASCII decimal), checked at open
     'r' ‖ record id (16) ‖ u32 version     → SealedRecord.encode()
     'b' ‖ SHA-256 of the bytes (32)         → the bytes: artefacts the ledger pins by hash
-                                              (wasm modules, HE jobs and results, joint keys, shares)
+                                              (wasm modules, joint keys, aggregate results and
+                                              input listings, decryption shares)
 
 The version is big-endian so a prefix scan over ``'r' ‖ record id`` yields a
 record's versions in numeric order. The vault stores ciphertext only: it never

@@ -60,8 +60,8 @@ COMPUTATION_KINDS = frozenset({"sandbox", "he_score"})
 COMPUTATION_SPEC = {
     "kind": Choice(COMPUTATION_KINDS),
     "code_hash": Bytes(32),  # sandbox: SHA-256 of the wasm module; he_score: SHA-256 of the job bundle
-    "engine": Text(64),  # e.g. "wasmtime 50.0.1", "openfhe 1.3.0 bfv-score-v1"
-    "params": Bytes(max_size=8192),  # canonical CBOR map: limits or parameter set, input layout
+    "engine": Text(64),  # e.g. "wasmtime 50.0.1", "openfhe 1.6.1.0"
+    "params": Bytes(max_size=1 << 17),  # canonical CBOR map: limits or parameter set, input layout (≤ 16×32 items)
     "fuel": Optional(UInt()),
     "output_hash": Optional(Bytes(32)),
     "error": Optional(Text(32, identifier=True)),

@@ -21,12 +21,12 @@ State keys::
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from ledger.errors import EncodingError
 from ledger.fields import Bytes, Choice, ListOf, MapOf, Optional, Text
 from ledger.genesis import Role
-from ledger.rules.catalogue import read_catalogue_entry
+from ledger.rules.catalogue import catalogue_key
 from ledger.rules.engine import Code, Context, RuleViolation, register
 from ledger.rules.membership import custodian_of_node_key
 
@@ -34,6 +34,7 @@ __all__ = [
     "INPUT_ITEM_SPEC",
     "INPUT_LAYOUT",
     "OUTPUT_TYPES",
+    "check_input_layout",
     "input_types",
     "module_key",
 ]
@@ -45,7 +46,8 @@ OUTPUT_TYPES = frozenset({"int", "bool"})
 #   yuan           an amount in whole yuan (fen // 100): 1 value
 #   is:<text>      1 when a text field equals <text>, else 0: 1 value
 #   years_to_as_of full years from a date field to the record's as_of date: 1 value
-#   months:<n>     a monthly series: its last n months up to the record's as_of, in yuan, 0 for a missing month: n values
+#   months:<n>     a monthly series: the n months ending with its latest month not after the record's as_of,
+#                  in yuan, 0 for a missing month: n values
 _ENCODING = re.compile(r"value|yuan|years_to_as_of|is:[^\x00-\x1f]{1,64}|months:([1-9][0-9]?|1[0-9][0-9]|2[0-3][0-9]|240)")
 _KINDS_BY_ENCODING = {
     "value": frozenset({"integer", "amount", "boolean"}),
@@ -94,13 +96,16 @@ def input_types(layout: Iterable[Iterable[dict[str, Any]]]) -> list[str]:
     return sorted({item["type"] for vector in layout for item in vector})
 
 
-def check_input_layout(ctx: Context, layout: list[list[dict[str, Any]]]) -> set[str]:
-    """Every item names an existing field of a catalogued type with an encoding fit for its kind;
-    returns the providers of the types read."""
+def check_input_layout(layout: list[list[dict[str, Any]]], entry_of: Callable[[str], dict[str, Any] | None]) -> set[str]:
+    """Every item names an existing field of a catalogued type (``entry_of`` reads the catalogue entry)
+    with an encoding fit for its kind; returns the providers of the types read. Raises RuleViolation.
+    The custodian node runs the same check on an HE job's layout, which is not pinned on chain."""
     providers = set()
     for v, vector in enumerate(layout):
         for i, item in enumerate(vector):
-            entry = read_catalogue_entry(ctx, item["type"])
+            entry = entry_of(item["type"])
+            if entry is None:
+                raise RuleViolation(Code.NOT_FOUND, f"no catalogue entry for data type {item['type']!r}")
             kinds = {field["name"]: field["kind"] for field in entry["fields"]}
             where = f"inputs[{v}][{i}]"
             if item["field"] not in kinds:
@@ -126,7 +131,7 @@ def apply_module_submit(ctx: Context) -> None:
     payload = ctx.payload
     if ctx.state.read(module_key(payload["module_hash"])) is not None:
         raise RuleViolation(Code.ALREADY_EXISTS, f"module {payload['module_hash'].hex()} is already pinned")
-    providers = check_input_layout(ctx, payload["inputs"])
+    providers = check_input_layout(payload["inputs"], lambda data_type: ctx.state.read(catalogue_key(data_type)))
     module = {
         "consumer": ctx.signer.org,
         "name": payload["name"],

@@ -34,6 +34,7 @@ class ApiError(Exception):
         "payload_too_large": 413,
         "module_refused": 422,  # the node's check refused a module's bytes (recorded as module.check)
         "budget_exhausted": 403,  # a privacy budget cap would be exceeded (the refused request is in the log)
+        "no_budget": 403,  # the data type's provider set no privacy budget: aggregates over it are refused
         "cohort_too_small": 403,  # fewer consenting citizens than the data type's minimum cohort
         "unavailable": 503,
         "internal": 500,

@@ -8,7 +8,8 @@
 ``GET /v1/aggregates/{id}``          status and receipt; the result ciphertexts for the requester and the
                                      parties; every party's share for the requester once all are on the ledger
 ``POST /v1/aggregates/{id}/shares``  a party files its partial decryption (bytes + signed aggregate.share)
-``GET /v1/privacy/budgets/{type}``   a data type's ε caps and what was spent (a consumer sees its own spending)
+``GET /v1/privacy/budgets/{type}``   a data type's ε caps and what was spent (each consumer's spending for the
+                                     type's provider and auditors; a consumer sees its own)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ledger.crypto import sha256
 from ledger.errors import EncodingError
 from ledger.genesis import Role
 from ledger.rules.aggregates import aggregate_key, budget_key, keyset_key, spent_key
+from ledger.rules.catalogue import catalogue_key
 from ledger.tx import Transaction, parse_transaction
 from node.api.auth import AUDITOR_ROLES, CallerDep, require_role
 from node.api.dependencies import NodeDep, parse_base64, parse_hex
@@ -147,7 +149,8 @@ def get_budget(data_type: str, caller: CallerDep, node: NodeDep) -> dict:
     budget = store.read_state(budget_key(data_type))
     if budget is None:
         raise ApiError("not_found", f"no privacy budget is set for {data_type!r}")
-    if caller.has_role(*AUDITOR_ROLES, Role.PROVIDER):
+    provider = (store.read_state(catalogue_key(data_type)) or {}).get("provider")
+    if caller.has_role(*AUDITOR_ROLES) or caller.org == provider:
         prefix = spent_key(data_type, "")
         spent = {key[len(prefix) :].decode(): codec.decode(value) for key, value in store.state_scan(prefix)}
     else:

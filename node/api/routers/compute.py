@@ -20,7 +20,9 @@ from pydantic import BaseModel, Field
 from ledger import codec
 from ledger.errors import EncodingError
 from ledger.genesis import Role
-from ledger.rules.modules import INPUT_LAYOUT, module_key
+from ledger.rules import Code, RuleViolation
+from ledger.rules.catalogue import catalogue_key
+from ledger.rules.modules import INPUT_LAYOUT, check_input_layout, module_key
 from ledger.tx import parse_transaction
 from node.access import AccessRequest
 from node.api.auth import AUDITOR_ROLES, CallerDep, require_role
@@ -48,7 +50,8 @@ def pin_module(body: PinRequest, caller: CallerDep, node: NodeDep) -> dict:
     require_role(caller, Role.CONSUMER)
     pinned = node.modules.pin(parse_base64(body.transaction, "transaction"), parse_base64(body.wasm, "wasm"), timeout_s=body.timeout_ms / 1000)
     if pinned.error is not None:
-        where = f" (refusal recorded at log index {pinned.check.log_index})" if pinned.check is not None else ""
+        recorded = pinned.check is not None and pinned.check.status == "committed"
+        where = f" (refusal recorded at log index {pinned.check.log_index})" if recorded else " (the refusal could not be recorded yet)"
         raise ApiError("module_refused", f"{pinned.error}{where}")
     return {"submit": result_json(pinned.submit), "check": None if pinned.check is None else result_json(pinned.check)}
 
@@ -97,8 +100,11 @@ def compute(body: ComputeBody, caller: CallerDep, node: NodeDep) -> dict:
             raise ApiError("invalid_argument", "job: an he_score job carries bundle and inputs")
         try:
             INPUT_LAYOUT(body.job.inputs, "job.inputs")
+            check_input_layout(body.job.inputs, lambda data_type: node.peer.store.read_state(catalogue_key(data_type)))
         except EncodingError as exc:
             raise ApiError("invalid_argument", str(exc)) from None
+        except RuleViolation as exc:
+            raise ApiError("invalid_argument", f"job.inputs: {exc}") from None
         bundle = parse_base64(body.job.bundle, "job.bundle")
         try:
             codec.decode(bundle)["params"]
@@ -134,13 +140,15 @@ def replay(body: ReplayBody, caller: CallerDep, node: NodeDep) -> dict:
     tx = parse_transaction(leaf) if leaf is not None else None
     if tx is None or tx.type != "access.record" or tx.payload.get("computation", {}).get("kind") != "sandbox" or tx.payload["outcome"] != "granted":
         raise ApiError("not_found", f"log index {body.log_index} is not a granted sandbox computation")
+    if store.tx_location(tx.tx_id).code != Code.VALID:
+        raise ApiError("not_found", f"log index {body.log_index} is marked invalid: nothing was computed")
     receipt = tx.payload["computation"]
     params = codec.decode(receipt["params"])
     limits = SandboxLimits(fuel=params["fuel_limit"], memory_bytes=params["memory_bytes"])
     module = store.read_state(module_key(receipt["code_hash"]))
     wasm = node.vault.get_blob(receipt["code_hash"])
-    if wasm is None:
-        raise ApiError("unavailable", "the module's bytes are not on this node")
+    if module is None or wasm is None:
+        raise ApiError("unavailable", "the module's pin or bytes are not on this node")
     output = node.access.replay(tx.payload, SandboxJob(receipt["code_hash"], wasm, module["inputs"], module["output"], limits))
     return {
         "log_index": body.log_index,
