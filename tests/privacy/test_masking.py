@@ -173,3 +173,28 @@ def test_a_prefix_shows_at_most_n_characters(value, width):
         assert masked == value
     else:
         assert masked == value[:width] + "…"
+
+
+_RULE_KINDS = {
+    "partial": {"text", "identifier"},
+    "prefix": {"text", "identifier"},
+    "month": {"date"},
+    "bucket": {"amount"},
+    "series": {"series"},
+}
+
+
+def test_every_profile_rule_fits_its_fields_kind_in_the_development_catalogue():
+    """A rule applied to a field of another kind would fail a release at run time (a 500): caught here instead."""
+    from node.devnet import DEV_CATALOGUE
+
+    kinds = {entry["type"]: {field["name"]: field["kind"] for field in entry["fields"]} for entry in DEV_CATALOGUE}
+    assert set(PROFILES) == set(kinds)
+    for data_type, profile in PROFILES.items():
+        assert set(profile) == set(kinds[data_type]), data_type
+        for field, rule in profile.items():
+            name = rule.split(":")[0]
+            assert name == "keep" or kinds[data_type][field] in _RULE_KINDS[name], (data_type, field, rule)
+    for kind, rule in DEFAULT_BY_KIND.items():
+        name = rule.split(":")[0]
+        assert name == "keep" or kind in _RULE_KINDS[name], (kind, rule)
