@@ -1,7 +1,7 @@
 """Named BFV parameter sets, their proven input ranges, and the one place a CryptoContext is built.
 
 Why named sets: a custodian never takes cryptographic parameters from the party
-that sends it keys and ciphertexts. A job names a set (``"bfv-score-v1"``); the
+that sends it keys and ciphertexts. A job names a set (``"bfv-score-v2"``); the
 custodian builds the context from its own copy of that set and refuses any
 serialized object that was not made under exactly that context — *before*
 deserializing it, because OpenFHE registers the context embedded in every
@@ -17,29 +17,31 @@ the ciphertext modulus OpenFHE derives from them (``modulus_bits``; a library
 that derives another is refused rather than silently interoperating badly), and
 states the input ranges for which the result is proven exact: every result is
 computed mod t, so the sets bound the inputs such that the largest possible
-|result| stays below t/2 with a margin (:attr:`ScoreBounds.margin`,
-:attr:`SumBounds.margin`). The noise margin (how far the noise is from
+|result| stays below t/2 with a margin (:attr:`ParameterSet.margin`, at
+least 8 for the shipped sets). The noise margin (how far the noise is from
 corrupting a decryption) was measured, not assumed: see docs/HE.md, which also
 records the parameter choices that decrypted wrongly.
 
-Why explicit key maps: the wheel's ``EvalSum``/``EvalRotate`` read rotation keys
-from a process-global map keyed by key tag, so concurrent jobs would share it and
-every job would have to clean up after itself. This package applies each
-automorphism with ``EvalAutomorphism(ciphertext, index, key_map)``, passing the
-job's own map: nothing is left behind when a job's objects are dropped, and two
-jobs in two threads never see each other's keys. Key generation in the wheel also
-inserts the new keys into the global map; :meth:`HeContext.rotation_keys` clears
-it (the wheel offers no per-tag clear) — nothing in this package reads it.
-Every OpenFHE call that touches shared state runs under :data:`OPENFHE_LOCK`
-(the wheel holds the GIL during its calls anyway, so nothing is lost).
+Why no rotation keys: a result is released as *the sum of all slots* of a
+ciphertext rather than as one slot. The custodian never moves values between
+slots; it adds a fresh encryption of :meth:`HeContext.mask` — uniformly random in
+every slot, subject only to the slots summing to a chosen total (0, or the
+differential-privacy offset) mod t — and the reader adds up the decrypted slots
+mod t (:meth:`HeContext.total`). The decrypted vector is then uniform among all
+vectors with that sum: it tells the reader the total and nothing else, not which
+slots were used nor what any slot held. No rotation, sum or relinearization key
+exists, so nothing is ever put in OpenFHE's process-global key maps (the sets
+enable only PKE, LEVELEDSHE and, for threshold sets, MULTIPARTY). Every OpenFHE
+call that touches shared state runs under :data:`OPENFHE_LOCK` (the wheel holds
+the GIL during its calls anyway, so nothing is lost).
 
 Why one OpenMP thread: OpenFHE sizes its OpenMP teams once, from
-``OMP_NUM_THREADS`` as it is when the library loads. Two threads gain nothing
-measurable on two idle cores, but when the cores are busy (a node's other
-threads, other processes) the spinning team made a 25 ms score take 560–770 ms
-(docs/HE.md). This module therefore sets ``OMP_NUM_THREADS=1`` unless the
-operator set it — which only takes effect if it is imported before anything
-else imports ``openfhe``.
+``OMP_NUM_THREADS`` as it is when the library loads. Two threads gain little on
+two idle cores, but when the cores are busy (a node's other threads, other
+processes) the spinning team made a 25 ms score take 560–770 ms (docs/HE.md).
+This module therefore sets ``OMP_NUM_THREADS=1`` unless the operator set it —
+which only takes effect if it is imported before anything else imports
+``openfhe``.
 """
 
 from __future__ import annotations
@@ -99,6 +101,7 @@ class ScoreBounds:
 
     @property
     def used_slots(self) -> int:
+        """Slots the products fill: one per feature, one for the bias."""
         return self.max_features + 1
 
 
@@ -127,11 +130,10 @@ class ParameterSet:
     plaintext_modulus: int  # prime, ≡ 1 mod 2·ring_dim (packed slots)
     multiplicative_depth: int
     modulus_bits: int  # log2 Q as OpenFHE derives it from the above
-    summed_slots: int  # slots one ciphertext is summed over (rotation keys are made for these)
     bounds: Bounds
     max_parties: int = 1  # > 1: multiparty (threshold) in noise-flooding mode
     security_level: str = "HEStd_128_classic"
-    key_switching: str = "BV"
+    key_switching: str = "BV"  # no key-switching key is ever made; the setting only enters OpenFHE's choice of Q
 
     @property
     def batch_size(self) -> int:
@@ -144,22 +146,20 @@ class ParameterSet:
 
 
 SCORING_PARAMS = ParameterSet(
-    name="bfv-score-v1",
+    name="bfv-score-v2",
     ring_dim=8192,
     plaintext_modulus=8796093349889,  # 2^43 + 5·2^16 + 1, prime, ≡ 1 mod 65536
-    multiplicative_depth=2,
-    modulus_bits=180,
-    summed_slots=64,
+    multiplicative_depth=1,  # one ciphertext × plaintext product
+    modulus_bits=120,
     bounds=ScoreBounds(max_features=63, feature_max=2**20, weight_max=2**12, bias_max=2**38),
 )
 
 THRESHOLD_PARAMS = ParameterSet(
-    name="bfv-threshold-v1",
+    name="bfv-threshold-v2",
     ring_dim=16384,
     plaintext_modulus=281474978414593,  # 2^48 + 26·2^16 + 1, prime, ≡ 1 mod 65536
-    multiplicative_depth=1,
-    modulus_bits=300,
-    summed_slots=16384,
+    multiplicative_depth=0,  # additions only; OpenFHE adds two 60-bit moduli for the flooding
+    modulus_bits=240,
     bounds=SumBounds(max_values=2**17, value_max=2**26, offset_max=2**43),
     max_parties=8,
 )
@@ -196,12 +196,11 @@ _KINDS: dict[str, tuple[str, Callable[[bytes, Any], Any]]] = {
     "partial": ("partial decryption", openfhe.DeserializeCiphertextString),
     "public_key": ("public key", openfhe.DeserializePublicKeyString),
     "private_key": ("secret key", openfhe.DeserializePrivateKeyString),
-    "eval_keys": ("evaluation key map", openfhe.DeserializeEvalKeyMapString),
 }
 
 
 class HeContext:
-    """The CryptoContext of one parameter set, with its automorphism indices and checked loaders."""
+    """The CryptoContext of one parameter set: slot-sum masking and reading, and checked loaders."""
 
     def __init__(self, params: ParameterSet) -> None:
         settings = openfhe.CCParamsBFVRNS()
@@ -210,7 +209,7 @@ class HeContext:
         settings.SetSecurityLevel(getattr(openfhe, params.security_level))
         settings.SetRingDim(params.ring_dim)
         settings.SetKeySwitchTechnique(getattr(openfhe, params.key_switching))
-        features = [openfhe.PKE, openfhe.KEYSWITCH, openfhe.LEVELEDSHE, openfhe.ADVANCEDSHE]
+        features = [openfhe.PKE, openfhe.LEVELEDSHE]
         if params.max_parties > 1:
             settings.SetMultipartyMode(openfhe.NOISE_FLOODING_MULTIPARTY)
             settings.SetThresholdNumOfParties(params.max_parties)
@@ -227,46 +226,38 @@ class HeContext:
             )
         self.params = params
         self.cc = cc
-        self.automorphisms = self._automorphism_indices()
         self._references: dict[str, tuple[bytes, int]] | None = None
-
-    def _automorphism_indices(self) -> tuple[int, ...]:
-        """Rotations by 1, 2, 4, … within a row of N/2 slots, then the row swap if all N slots are summed."""
-        n = self.params.ring_dim
-        indices = []
-        step = 1
-        while step < min(self.params.summed_slots, n // 2):
-            indices.append(self.cc.FindAutomorphismIndex(step))
-            step *= 2
-        if self.params.summed_slots == n:
-            indices.append(2 * n - 1)
-        return tuple(indices)
-
-    def rotation_keys(self, secret_key: Any) -> Any:
-        """The automorphism keys :meth:`sum_slots` needs, made under ``secret_key`` (an EvalKeyMap)."""
-        with OPENFHE_LOCK:
-            keys = self.cc.EvalAutomorphismKeyGen(secret_key, list(self.automorphisms))
-            openfhe.CryptoContext.ClearEvalAutomorphismKeys()
-            return keys
-
-    def sum_slots(self, ciphertext: Any, keys: Any, used: int) -> Any:
-        """A ciphertext whose slot 0 holds the sum of slots [0, used) of ``ciphertext`` (all N slots if used = N)."""
-        indices = self.automorphisms if used > self.params.ring_dim // 2 else self.automorphisms[: (used - 1).bit_length()]
-        for index in indices:
-            ciphertext = self.cc.EvalAdd(ciphertext, self.cc.EvalAutomorphism(ciphertext, index, keys))
-        return ciphertext
 
     def packed(self, values: Sequence[int] | np.ndarray) -> Any:
         """A packed plaintext of signed values (each already within ±t/2)."""
         return self.cc.MakePackedPlaintext(np.asarray(values, dtype=np.int64))
 
-    def mask(self, head: int) -> Any:
-        """A packed plaintext: ``head`` in slot 0, independent uniform values mod t in every other slot."""
+    def mask(self, total: int) -> Any:
+        """A packed plaintext uniformly random in every slot, subject only to the slots summing to ``total`` mod t.
+
+        N − 1 slots are drawn independently and uniformly mod t; the last makes up the
+        sum. Any N − 1 of the slots are then independent and uniform, so adding the mask
+        to a vector of slots leaves a vector uniform among those with the same sum.
+        """
         t = self.params.plaintext_modulus
-        values = _uniform_below(t, self.params.ring_dim).astype(np.int64)
-        values[values > t // 2] -= t
-        values[0] = head
-        return self.cc.MakePackedPlaintext(values)
+        values = _uniform_below(t, self.params.ring_dim)
+        drawn = int(values[:-1].sum(dtype=np.uint64))  # < N·t < 2^63 for every shipped set (tested)
+        values[-1] = (total - drawn) % t
+        signed = values.astype(np.int64)
+        signed[signed > t // 2] -= t
+        return self.cc.MakePackedPlaintext(signed)
+
+    def masked(self, ciphertext: Any, public_key: Any, total: int) -> bytes:
+        """``ciphertext`` plus a fresh encryption of :meth:`mask` (``total``), serialized: the only form a result leaves in."""
+        with OPENFHE_LOCK:
+            result = self.cc.EvalAdd(ciphertext, self.cc.Encrypt(public_key, self.mask(total)))
+            return cast(bytes, openfhe.Serialize(result, openfhe.BINARY))
+
+    def total(self, plaintext: Any) -> int:
+        """The sum of all slots of a decrypted result mod t, centred into (−t/2, t/2]: what a reader learns."""
+        t = self.params.plaintext_modulus
+        total = sum(plaintext.GetPackedValue()) % t
+        return total - t if total > t // 2 else total
 
     def load(self, kind: str, data: object, *, what: str, code: str, error: type[HeError] = HeError) -> Any:
         """Deserialize ``data`` as a ``kind`` object of this context, or raise ``error(code)`` naming ``what``."""
@@ -277,7 +268,7 @@ class HeContext:
         with OPENFHE_LOCK:
             try:
                 loaded = deserialize(data, openfhe.BINARY)
-                foreign = kind != "eval_keys" and (loaded.GetCryptoContext() != self.cc or not loaded.GetKeyTag())
+                foreign = loaded.GetCryptoContext() != self.cc or not loaded.GetKeyTag()
             except Exception:  # hostile bytes: RuntimeError, MemoryError (bad_alloc), a key tag that is not UTF-8, …
                 raise error(code, f"{what} does not deserialize as a {name}") from None
         if foreign:
@@ -290,12 +281,7 @@ class HeContext:
             if self._references is None:
                 keys = self.cc.KeyGen()
                 ciphertext = self.cc.Encrypt(keys.publicKey, self.packed([0]))
-                objects = {
-                    "ciphertext": ciphertext,
-                    "public_key": keys.publicKey,
-                    "private_key": keys.secretKey,
-                    "eval_keys": self.rotation_keys(keys.secretKey),
-                }
+                objects = {"ciphertext": ciphertext, "public_key": keys.publicKey, "private_key": keys.secretKey}
                 if self.params.max_parties > 1:
                     objects["partial"] = self.cc.MultipartyDecryptMain([ciphertext], keys.secretKey)[0]
                 tag = keys.secretKey.GetKeyTag().encode()

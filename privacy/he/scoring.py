@@ -11,25 +11,31 @@ number, the score, and only the bank can read it.
   name on the ledger.
 * **Custodian** (:func:`score_encrypted`, or :func:`open_job` to score many
   citizens with one bundle): builds the context from the parameter set's *name*,
-  checks and deserializes the consumer's keys and ciphertext into it, checks the
-  citizen's features against the proven range, and computes
-  ``ct(weights ‖ bias) × (features ‖ 1)`` (ciphertext × plaintext), then sums the
-  used slots into slot 0 with rotations (the consumer's rotation keys). Every
-  other slot then holds partial sums of weight × feature products, so the
-  custodian adds a fresh encryption, under the consumer's public key, of a mask
-  with a uniformly random value mod t in every slot but 0 (and 0 in slot 0):
-  decrypting reveals the score and nothing else of the slots.
-* **Consumer** again: :meth:`ScoringKeys.decrypt_score` → a signed integer.
+  checks and deserializes the consumer's public key and ciphertext into it,
+  checks the citizen's features against the proven range, and computes
+  ``ct(weights ‖ bias) × (features ‖ 1)`` (ciphertext × plaintext): slot i holds
+  weight_i · feature_i, slot n the bias, every other slot 0. It does not sum
+  them: it adds a fresh encryption, under the consumer's public key, of a mask
+  that is uniformly random in all N slots subject to summing to 0 mod t
+  (:meth:`~privacy.he.params.HeContext.mask`). The decrypted slots are then
+  uniform among the vectors whose sum is the score — the consumer learns the
+  score and nothing about any single product, nor which slots were used. The
+  mask is *encrypted* rather than added as a plaintext because the result's
+  second component would otherwise be c1 · x(X) — the consumer's own c1 times
+  the feature polynomial, solvable for the features; a fresh encryption adds
+  an RLWE sample that hides it. No rotation keys exist.
+* **Consumer** again: :meth:`ScoringKeys.decrypt_score` adds up all slots mod t
+  → a signed integer.
 
 Bundle (canonical CBOR via :mod:`ledger.codec`)::
 
-    {"params": "bfv-score-v1", "public_key": <Serialize(pk, BINARY)>,
-     "eval_keys": <Serialize(EvalKeyMap of the rotation keys, BINARY)>,
+    {"params": "bfv-score-v2", "public_key": <Serialize(pk, BINARY)>,
      "weights": <Serialize(ciphertext of [w_0 … w_{n-1}, bias], BINARY)>, "features": n}
 
-Limits (docs/HE.md): no circuit privacy — the result's noise is not flooded, so a
-consumer holding the secret key could in principle learn something about the
-features from it beyond the score; and a consumer chooses its weights, so
+Limits (docs/HE.md): no circuit privacy — the result's noise is not flooded; it
+is essentially the consumer's own encryption noise times the feature polynomial,
+which a consumer holding the secret key can compute, so it carries information
+about the features beyond the score; and a consumer chooses its weights, so
 one-hot weights read one feature outright. The consent's use limit is the
 control for both.
 """
@@ -52,7 +58,6 @@ _OPENFHE_BYTES = Bytes(max_size=1 << 30)  # exact sizes are checked against the 
 BUNDLE_SPEC = {
     "params": Text(64),
     "public_key": _OPENFHE_BYTES,
-    "eval_keys": _OPENFHE_BYTES,
     "weights": _OPENFHE_BYTES,
     "features": UInt(1, 2**16),
 }
@@ -63,21 +68,19 @@ def _bounds(params: ParameterSet) -> ScoreBounds:
     return cast(ScoreBounds, params.bounds)
 
 
-def _check_int(value: object, low: int, high: int, what: str) -> int:
+def _check_int(value: object, low: int, high: int, what: str) -> None:
     if type(value) is not int or not low <= value <= high:
         raise HeError("he_out_of_range", f"{what} is outside the proven range [{low}, {high}]")
-    return value
 
 
 class ScoringKeys:
-    """The consumer's side: its key pair, rotation keys, model encryption and score decryption."""
+    """The consumer's side: its key pair, model encryption and score decryption (:meth:`generate` or :meth:`load`)."""
 
     def __init__(self, params: ParameterSet, secret_key: Any, public_key: Any) -> None:
         self.params = parameter_set(params.name, ScoreBounds)
         self._ctx = context(self.params)
         self._secret_key = secret_key
         self._public_key = public_key
-        self._eval_keys = openfhe.Serialize(self._ctx.rotation_keys(secret_key), openfhe.BINARY)
 
     @classmethod
     def generate(cls, params: ParameterSet = SCORING_PARAMS) -> ScoringKeys:
@@ -99,21 +102,20 @@ class ScoringKeys:
                 {
                     "params": self.params.name,
                     "public_key": openfhe.Serialize(self._public_key, openfhe.BINARY),
-                    "eval_keys": self._eval_keys,
                     "weights": openfhe.Serialize(ciphertext, openfhe.BINARY),
                     "features": len(weights),
                 }
             )
 
     def decrypt_score(self, ciphertext: bytes) -> int:
-        """The score in a custodian's answer; HeError if it is not under this key or not in the proven range."""
+        """The score in a custodian's answer (the sum of all its slots mod t); HeError if it is not under this key
+        or not in the proven range."""
         loaded = self._ctx.load("ciphertext", ciphertext, what="the score", code="he_bad_ciphertext")
         if loaded.GetKeyTag() != self._secret_key.GetKeyTag():
             raise HeError("he_bad_ciphertext", "the score is not encrypted under this key")
         with OPENFHE_LOCK:
             plaintext = self._ctx.cc.Decrypt(self._secret_key, loaded)
-        plaintext.SetLength(1)
-        score = int(plaintext.GetPackedValue()[0])
+        score = self._ctx.total(plaintext)
         limit = _bounds(self.params).max_abs_result
         if abs(score) > limit:
             raise HeError(
@@ -124,7 +126,7 @@ class ScoringKeys:
         return score
 
     def export_secret(self) -> bytes:
-        """Canonical CBOR {"params", "secret_key", "public_key"} for the consumer's wallet (rotation keys are remade)."""
+        """Canonical CBOR {"params", "secret_key", "public_key"} for the consumer's wallet."""
         with OPENFHE_LOCK:
             return codec.encode(
                 {
@@ -155,13 +157,11 @@ def model_hash(bundle: bytes) -> bytes:
 class ScoringJob:
     """A checked, deserialized bundle; :meth:`score` once per citizen. Dropping it frees the consumer's keys."""
 
-    def __init__(self, ctx: HeContext, features: int, public_key: Any, eval_keys: Any, weights: Any, digest: bytes) -> None:
+    def __init__(self, ctx: HeContext, features: int, public_key: Any, weights: Any) -> None:
         self.params = ctx.params
         self.features = features
-        self.model_hash = digest
         self._ctx = ctx
         self._public_key = public_key
-        self._eval_keys = eval_keys
         self._weights = weights
 
     def score(self, features: Sequence[int]) -> bytes:
@@ -171,12 +171,9 @@ class ScoringJob:
         feature_max = _bounds(self.params).feature_max
         for index, feature in enumerate(features):
             _check_int(feature, 0, feature_max, f"feature {index}")
-        cc = self._ctx.cc
         with OPENFHE_LOCK:
-            products = cc.EvalMult(self._weights, self._ctx.packed([*features, 1]))
-            summed = self._ctx.sum_slots(products, self._eval_keys, self.features + 1)
-            masked = cc.EvalAdd(summed, cc.Encrypt(self._public_key, self._ctx.mask(0)))
-            return openfhe.Serialize(masked, openfhe.BINARY)
+            products = self._ctx.cc.EvalMult(self._weights, self._ctx.packed([*features, 1]))
+            return self._ctx.masked(products, self._public_key, 0)
 
 
 def open_job(bundle: bytes) -> ScoringJob:
@@ -190,10 +187,9 @@ def open_job(bundle: bytes) -> ScoringJob:
     ctx = context(params)
     public_key = ctx.load("public_key", fields["public_key"], what="the bundle's public key", code="he_bad_bundle")
     weights = ctx.load("ciphertext", fields["weights"], what="the bundle's weights", code="he_bad_bundle")
-    eval_keys = ctx.load("eval_keys", fields["eval_keys"], what="the bundle's rotation keys", code="he_bad_bundle")
     if weights.GetKeyTag() != public_key.GetKeyTag():
         raise HeError("he_bad_bundle", "the bundle's weights are not encrypted under its public key")
-    return ScoringJob(ctx, features, public_key, eval_keys, weights, model_hash(bundle))
+    return ScoringJob(ctx, features, public_key, weights)
 
 
 def score_encrypted(bundle: bytes, features: Sequence[int]) -> bytes:

@@ -7,29 +7,29 @@ data provider) each hold one secret share; the result decrypts only when every
 one of them contributes a partial decryption.
 
 Key ceremony, in sequence, each party in its own process if it likes: the lead
-makes a key pair and the rotation keys of the slot sum; each next party receives
-the previous *handoff* (the joint key so far, as bytes), adds its share to the
-public key (``MultipartyKeyGen``) and to the sum keys (``MultiEvalAutomorphismKeyGen``
-+ ``MultiAddEvalAutomorphismKeys`` — the primitives under OpenFHE's
-``MultiEvalSumKeyGen``/``MultiAddEvalSumKeys``, used with an explicit key map, see
-:mod:`privacy.he.params`) and passes the new handoff on. The last handoff is the
-:class:`JointKey`; its hash (:func:`joint_key_hash`) goes on the ledger.
+makes a key pair; each next party receives the previous *handoff* (the joint
+public key so far, as bytes), adds its share to it (``MultipartyKeyGen``) and
+passes the new handoff on. The last handoff is the :class:`JointKey` — one
+public key, no evaluation keys; its hash (:func:`joint_key_hash`) goes on the
+ledger.
 
 Computing: the custodian packs the clamped values into the slots of a few
-ciphertexts (:func:`encrypt_values`, 16,384 per ciphertext), adds them, sums all
-slots into slot 0 (13 rotations and a row swap) and adds a fresh encryption of a
-mask holding the offset (the DP noise) in slot 0 and a uniformly random value mod
-t in every other slot (:func:`sum_encrypted`): the parties decrypting it learn
-Σ values + offset and nothing about any subset of values. Each party runs
-:meth:`ThresholdParty.partial_decrypt` (the lead ``MultipartyDecryptLead``, the
-others ``MultipartyDecryptMain``; the parameter set uses OpenFHE's
-noise-flooding multiparty mode, so a partial decryption does not leak its
-party's share); :func:`fuse` refuses unless every party's share is present.
+ciphertexts (:func:`encrypt_values`, 16,384 per ciphertext) and adds them slot
+by slot (:func:`sum_encrypted`); it never moves values between slots. It adds a
+fresh encryption of a mask that is uniformly random in all 16,384 slots subject
+to summing to the offset (the DP noise) mod t: the decrypted slots are uniform
+among the vectors whose sum is Σ values + offset, so whoever decrypts learns
+that total and nothing about any value, any slot, or how many slots were used
+(the cohort size). Each party runs :meth:`ThresholdParty.partial_decrypt` (the
+lead ``MultipartyDecryptLead``, the others ``MultipartyDecryptMain``; the
+parameter set uses OpenFHE's noise-flooding multiparty mode, so a partial
+decryption does not leak its party's share); :func:`fuse` refuses unless every
+party's share is present, then adds up all slots mod t.
 
 Wire formats (canonical CBOR via :mod:`ledger.codec`, OpenFHE objects as
 ``Serialize(obj, BINARY)``)::
 
-    joint key / handoff  {"params", "parties": [ids in ceremony order], "public_key", "eval_sum_keys"}
+    joint key / handoff  {"params", "parties": [ids in ceremony order], "public_key"}
     partial decryption   {"params", "party", "ciphertext": SHA-256 of the ciphertext bytes, "partial"}
     secret share         {"params", "party", "index", "secret_key"}
 
@@ -41,7 +41,7 @@ the proven range of a sum assumes its ciphertexts came from :func:`encrypt_value
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, reduce
 from typing import Any, Mapping, Sequence, cast
 
 import numpy as np
@@ -66,7 +66,7 @@ __all__ = [
 
 _OPENFHE_BYTES = Bytes(max_size=1 << 30)  # exact sizes are checked against the parameter set on loading
 _PARTY = Text(64, identifier=True)
-_JOINT_SPEC = {"params": Text(64), "parties": ListOf(_PARTY, 1, 64, unique=True), "public_key": _OPENFHE_BYTES, "eval_sum_keys": _OPENFHE_BYTES}
+_JOINT_SPEC = {"params": Text(64), "parties": ListOf(_PARTY, 1, 64, unique=True), "public_key": _OPENFHE_BYTES}
 _SHARE_SPEC = {"params": Text(64), "party": _PARTY, "ciphertext": Bytes(32), "partial": _OPENFHE_BYTES}
 _SECRET_SPEC = {"params": Text(64), "party": _PARTY, "index": UInt(0, 63), "secret_key": _OPENFHE_BYTES}
 
@@ -77,17 +77,15 @@ def _bounds(params: ParameterSet) -> SumBounds:
 
 @dataclass(frozen=True)
 class JointKey:
-    """The joint public key and sum keys of ``parties`` (ceremony order; the first is the lead)."""
+    """The joint public key of ``parties`` (ceremony order; the first is the lead)."""
 
     params: str
     parties: tuple[str, ...]
     public_key: bytes
-    eval_sum_keys: bytes
 
     def __post_init__(self) -> None:
-        fields = {"params": self.params, "parties": list(self.parties), "public_key": self.public_key, "eval_sum_keys": self.eval_sum_keys}
         try:
-            check_map(fields, _JOINT_SPEC, "joint key")
+            check_map(self._fields(), _JOINT_SPEC, "joint key")
         except EncodingError as exc:
             raise ThresholdError("bad_joint_key", str(exc)) from None
         params = parameter_set(self.params, SumBounds)
@@ -98,23 +96,22 @@ class JointKey:
     def parameter_set(self) -> ParameterSet:
         return parameter_set(self.params, SumBounds)
 
+    def _fields(self) -> dict[str, Any]:
+        return {"params": self.params, "parties": list(self.parties), "public_key": self.public_key}
+
     def to_bytes(self) -> bytes:
-        return codec.encode(
-            {"params": self.params, "parties": list(self.parties), "public_key": self.public_key, "eval_sum_keys": self.eval_sum_keys}
-        )
+        return codec.encode(self._fields())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> JointKey:
         fields = decode_map(data, _JOINT_SPEC, "joint key", "bad_joint_key", ThresholdError)
-        return cls(fields["params"], tuple(fields["parties"]), fields["public_key"], fields["eval_sum_keys"])
+        return cls(fields["params"], tuple(fields["parties"]), fields["public_key"])
 
     @cached_property
-    def _loaded(self) -> tuple[HeContext, Any, Any]:
-        """(context, public key, sum-key map), deserialized once per JointKey object."""
+    def _loaded(self) -> tuple[HeContext, Any]:
+        """(context, public key), deserialized once per JointKey object."""
         ctx = context(self.parameter_set)
-        public_key = ctx.load("public_key", self.public_key, what="the joint public key", code="bad_joint_key", error=ThresholdError)
-        keys = ctx.load("eval_keys", self.eval_sum_keys, what="the joint sum keys", code="bad_joint_key", error=ThresholdError)
-        return ctx, public_key, keys
+        return ctx, ctx.load("public_key", self.public_key, what="the joint public key", code="bad_joint_key", error=ThresholdError)
 
 
 def joint_key_hash(joint: JointKey) -> bytes:
@@ -143,8 +140,7 @@ class ThresholdParty:
         ctx = context(params)
         with OPENFHE_LOCK:
             pair = ctx.cc.KeyGen()
-            keys = ctx.rotation_keys(pair.secretKey)
-            handoff = JointKey(params.name, (party_id,), openfhe.Serialize(pair.publicKey, openfhe.BINARY), openfhe.Serialize(keys, openfhe.BINARY))
+            handoff = JointKey(params.name, (party_id,), openfhe.Serialize(pair.publicKey, openfhe.BINARY))
         return cls(params, party_id, 0, pair.secretKey), handoff.to_bytes()
 
     @classmethod
@@ -159,18 +155,10 @@ class ThresholdParty:
             raise ThresholdError("bad_handoff", f"{party_id!r} is already a party of this key")
         if len(before.parties) >= params.max_parties:
             raise ThresholdError("bad_handoff", f"{params.name!r} allows at most {params.max_parties} parties")
-        ctx, public_key, keys = before._loaded
+        ctx, public_key = before._loaded
         with OPENFHE_LOCK:
-            pair = ctx.cc.MultipartyKeyGen(public_key)
-            tag = pair.publicKey.GetKeyTag()
-            mine = ctx.cc.MultiEvalAutomorphismKeyGen(pair.secretKey, keys, list(ctx.automorphisms), tag)
-            joint = ctx.cc.MultiAddEvalAutomorphismKeys(keys, mine, tag)
-            handoff = JointKey(
-                params.name,
-                (*before.parties, party_id),
-                openfhe.Serialize(pair.publicKey, openfhe.BINARY),
-                openfhe.Serialize(joint, openfhe.BINARY),
-            )
+            pair = ctx.cc.MultipartyKeyGen(public_key)  # the new public key combines every share so far
+            handoff = JointKey(params.name, (*before.parties, party_id), openfhe.Serialize(pair.publicKey, openfhe.BINARY))
         return cls(params, party_id, len(before.parties), pair.secretKey), handoff.to_bytes()
 
     def partial_decrypt(self, ciphertext: bytes) -> bytes:
@@ -217,7 +205,7 @@ def run_ceremony(party_ids: Sequence[str], params: ParameterSet = THRESHOLD_PARA
     return parties, JointKey.from_bytes(handoff)
 
 
-def _usable(joint: JointKey) -> tuple[HeContext, Any, Any]:
+def _usable(joint: JointKey) -> tuple[HeContext, Any]:
     if len(joint.parties) < 2:
         raise ThresholdError("bad_joint_key", "a joint key needs at least 2 parties; this is an unfinished handoff")
     return joint._loaded
@@ -225,7 +213,7 @@ def _usable(joint: JointKey) -> tuple[HeContext, Any, Any]:
 
 def encrypt_values(joint: JointKey, values: Sequence[int] | np.ndarray) -> list[bytes]:
     """``values`` packed into ciphertexts under the joint key, ring_dim slots each (Serialize(ct, BINARY))."""
-    ctx, public_key, _ = _usable(joint)
+    ctx, public_key = _usable(joint)
     bounds = _bounds(ctx.params)
     if not 1 <= len(values) <= bounds.max_values:
         raise HeError("he_out_of_range", f"a sum takes 1 to {bounds.max_values} values, got {len(values)}")
@@ -246,8 +234,8 @@ def encrypt_values(joint: JointKey, values: Sequence[int] | np.ndarray) -> list[
 
 
 def sum_encrypted(joint: JointKey, ciphertexts: Sequence[bytes], offset: int = 0) -> bytes:
-    """One ciphertext whose slot 0 is Σ values + ``offset`` and whose other slots are uniformly random."""
-    ctx, public_key, keys = _usable(joint)
+    """One ciphertext whose slots add up to Σ values + ``offset`` mod t and are otherwise uniformly random."""
+    ctx, public_key = _usable(joint)
     bounds = _bounds(ctx.params)
     most = -(-bounds.max_values // ctx.params.ring_dim)
     if not 1 <= len(ciphertexts) <= most:
@@ -260,9 +248,7 @@ def sum_encrypted(joint: JointKey, ciphertexts: Sequence[bytes], offset: int = 0
         if ciphertext.GetKeyTag() != tag:
             raise HeError("he_bad_ciphertext", f"ciphertext {i} is not encrypted under this joint key")
     with OPENFHE_LOCK:
-        total = ctx.sum_slots(ctx.cc.EvalAddMany(loaded), keys, ctx.params.ring_dim)
-        masked = ctx.cc.EvalAdd(total, ctx.cc.Encrypt(public_key, ctx.mask(offset)))
-        return openfhe.Serialize(masked, openfhe.BINARY)
+        return ctx.masked(reduce(ctx.cc.EvalAdd, loaded), public_key, offset)
 
 
 def fuse(joint: JointKey, shares: Mapping[str, bytes]) -> int:
@@ -288,8 +274,7 @@ def fuse(joint: JointKey, shares: Mapping[str, bytes]) -> int:
         raise ThresholdError("share_mismatch", f"the shares of {', '.join(differing)} decrypt another ciphertext than {lead}'s")
     with OPENFHE_LOCK:
         plaintext = ctx.cc.MultipartyDecryptFusion(partials)
-    plaintext.SetLength(1)
-    total = int(plaintext.GetPackedValue()[0])
+    total = ctx.total(plaintext)
     limit = _bounds(ctx.params).max_abs_result
     if abs(total) > limit:
         raise ThresholdError("he_out_of_range", f"the fused value is outside the proven range [-{limit}, {limit}]: a share does not match")

@@ -35,10 +35,11 @@ from ledger.rules.records import commit_record_payload
 from ledger.tx import build_transaction
 from node.runtime import clock_ms
 from privacy.envelope import generate_x25519, open_sealed, record_aad, seal_record, x25519_public_from_ed25519
+from privacy.he.params import THRESHOLD_PARAMS
 from privacy.he.threshold import run_ceremony
 from sharing import AUTHORITY, BANK, DAY_MS, INSURER, REGULATOR, SAMPLE_PAYLOADS, Sharing, sharing_network
 
-VEHICLE = "vehicle.registration"
+VEHICLE, TRAFFIC = "vehicle.registration", "traffic.violation"
 PROVIDER_ORG = "jinan-psb"
 MARKER = "MARKER-7c1e9a"  # only inside the subject's sealed record payload: must never appear in clear
 
@@ -139,12 +140,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         module_hash = insurer.pin_module(wasmtime.wat2wasm(CONSTANT_MODULE), "constant", MODULE_LAYOUT, "int")
         net.provider(PROVIDER_ORG).approve_module(module_hash)
         computed = insurer.run_module(consent_id, subject.key.public_key, module_hash)
-        net.provider(PROVIDER_ORG).set_privacy_budget(VEHICLE, consumer_epsilon=100, total_epsilon=100, min_cohort=2)
+        net.provider(PROVIDER_ORG).set_privacy_budget(TRAFFIC, consumer_epsilon=100, total_epsilon=100, min_cohort=2)
         shares, joint = run_ceremony(PARTIES)
         keyset_id = register_joint_key(net.client(net.admin_key(REGULATOR)), joint, clock_ms)
         requester = AggregateRequester(net.client(net.admin_key(INSURER)), clock_ms)
         with pytest.raises(ApiError):
-            requester.request(VEHICLE, "registered", "count", bounds=(0, 1), epsilon=0.001, keyset_id=keyset_id, purpose="claims.stats")
+            requester.request(TRAFFIC, "count", "count", bounds=(0, 1), epsilon=0.001, keyset_id=keyset_id, purpose="claims.stats")
         (aggregate_id,) = [key[len(b"aggregate/"):] for key, _ in net.node.peer.store.state_scan(b"aggregate/")]
         keys: dict[str, KeyPair | None] = {
             "subject": subject.key,
@@ -174,7 +175,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             "module_hash": module_hash.hex(),
             "keyset_id": keyset_id.hex(),
             "aggregate_id": aggregate_id.hex(),
-            "data_type": VEHICLE,
+            "data_type": TRAFFIC,
             "computed_index": str(computed.log_index),
         }
         private_key, public_key = generate_x25519()
@@ -229,11 +230,11 @@ def _blob_body(world: World, probe: str) -> dict[str, Any] | None:
         pin = {"module_hash": sha256(wasm), "name": "constant", "inputs": MODULE_LAYOUT, "output": "int"}
         return {"transaction": _signed(net, INSURER, "module.submit", pin), "wasm": b64(wasm)}
     if probe == "POST /v1/keysets":
-        keyset = {"keyset_id": sha256(world.joint_key), "params": "bfv-threshold-v1", "parties": PARTIES}
+        keyset = {"keyset_id": sha256(world.joint_key), "params": THRESHOLD_PARAMS.name, "parties": PARTIES}
         return {"transaction": _signed(net, REGULATOR, "threshold.keyset", keyset), "data": b64(world.joint_key)}
     if probe == "POST /v1/aggregates":
         request = {
-            "aggregate_id": os.urandom(16), "data_type": VEHICLE, "field": "registered", "statistic": "count", "lower": 0, "upper": 1,
+            "aggregate_id": os.urandom(16), "data_type": TRAFFIC, "field": "count", "statistic": "count", "lower": 0, "upper": 1,
             "epsilon_milli": 1, "keyset_id": bytes.fromhex(values["keyset_id"]), "purpose": "claims.stats",
         }
         return {"transaction": _signed(net, INSURER, "aggregate.request", request)}

@@ -279,14 +279,14 @@ def test_budgets_are_enforced_per_consumer_and_refusals_are_logged(net, parties,
     assert spent["spent"][BANK] <= 2000
 
 
-def test_a_cohort_under_the_minimum_is_refused(net, parties):
+def test_a_cohort_under_the_minimum_is_refused(net, parties, cohort):
+    """The regulator holds no consents over housing-fund data: its cohort is empty, under the minimum of 10."""
     from client.aggregates import AggregateRequester
 
     _, _, keyset_id = parties
-    net.provider("jinan-tax").set_privacy_budget(TAX, consumer_epsilon=1.0, total_epsilon=1.0, min_cohort=1000)
     with pytest.raises(ApiError) as refused:
-        AggregateRequester(net.client(net.admin_key(BANK)), clock_ms).request(
-            TAX, "monthly", "mean", bounds=(0, 10**7), epsilon=0.5, keyset_id=keyset_id, purpose="portfolio.risk"
+        AggregateRequester(net.client(net.admin_key(REGULATOR)), clock_ms).request(
+            HPF, "monthly", "mean", bounds=(0, 10**7), epsilon=0.5, keyset_id=keyset_id, purpose="supervision"
         )
     assert refused.value.code == "cohort_too_small"
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import openfhe
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import privacy.he
 from privacy.he import PARAMETER_SETS, SCORING_PARAMS, THRESHOLD_PARAMS, HeError, ScoreBounds, SumBounds
 from privacy.he.params import context, parameter_set
 
-from he_samples import foreign_ciphertext, is_prime
+from he_samples import CHI2_15_CRITICAL, chi_square, foreign_ciphertext, is_prime
 
 
 def test_public_api_is_pinned():
@@ -41,7 +44,7 @@ def test_public_api_is_pinned():
 
 
 def test_registry_names_each_set_once_and_every_set_has_a_kat_kind():
-    assert set(PARAMETER_SETS) == {"bfv-score-v1", "bfv-threshold-v1"}
+    assert set(PARAMETER_SETS) == {"bfv-score-v2", "bfv-threshold-v2"}
     assert all(name == params.name for name, params in PARAMETER_SETS.items())
     # the KATs in test_he_scoring / test_he_threshold are parametrized over the sets of their kind
     assert all(isinstance(params.bounds, (ScoreBounds, SumBounds)) for params in PARAMETER_SETS.values())
@@ -57,18 +60,21 @@ def test_plaintext_modulus_batches_and_bounds_leave_a_margin(params):
     assert params.margin >= 8
     assert params.security_level == "HEStd_128_classic"
     assert params.batch_size == params.ring_dim
+    assert params.ring_dim * t < 2**63  # HeContext.mask adds N − 1 draws below t in 64-bit integers
 
 
 def test_score_bounds_are_the_documented_ones():
     bounds = SCORING_PARAMS.bounds
     assert bounds == ScoreBounds(max_features=63, feature_max=2**20, weight_max=2**12, bias_max=2**38)
     assert bounds.max_abs_result == 63 * 2**32 + 2**38
-    assert bounds.used_slots == 64 == SCORING_PARAMS.summed_slots
+    assert bounds.used_slots == 64 <= SCORING_PARAMS.ring_dim
+    assert (SCORING_PARAMS.multiplicative_depth, SCORING_PARAMS.modulus_bits) == (1, 120)
 
 
 def test_sum_bounds_are_the_documented_ones():
     assert THRESHOLD_PARAMS.bounds == SumBounds(max_values=2**17, value_max=2**26, offset_max=2**43)
     assert THRESHOLD_PARAMS.max_parties == 8
+    assert (THRESHOLD_PARAMS.multiplicative_depth, THRESHOLD_PARAMS.modulus_bits) == (0, 240)
 
 
 @pytest.mark.parametrize("params", PARAMETER_SETS.values(), ids=PARAMETER_SETS.keys())
@@ -80,12 +86,12 @@ def test_context_is_built_from_the_set_and_cached(params):
     assert round(math.log2(ctx.cc.GetModulus())) == params.modulus_bits
 
 
-def test_automorphisms_cover_exactly_the_summed_slots():
-    score = context(SCORING_PARAMS)
-    assert len(score.automorphisms) == 6  # rotations by 1, 2, …, 32 sum 64 slots
-    threshold = context(THRESHOLD_PARAMS)
-    assert len(threshold.automorphisms) == 14  # 13 rotations over a row of 8192 slots, then the row swap
-    assert threshold.automorphisms[-1] == 2 * THRESHOLD_PARAMS.ring_dim - 1
+@pytest.mark.parametrize("params", PARAMETER_SETS.values(), ids=PARAMETER_SETS.keys())
+def test_contexts_make_no_evaluation_keys(params):
+    ctx = context(params)
+    ctx.cc.KeyGen()
+    assert openfhe.CryptoContext.GetAllEvalAutomorphismKeys() == {}
+    assert openfhe.CryptoContext.GetAllEvalMultKeys() == {}
 
 
 def test_unknown_and_misused_parameter_sets_are_refused():
@@ -94,7 +100,7 @@ def test_unknown_and_misused_parameter_sets_are_refused():
     assert caught.value.code == "he_unknown_params"
     assert "bfv-score-v0" in caught.value.message
     with pytest.raises(HeError) as caught:
-        parameter_set("bfv-threshold-v1", ScoreBounds)
+        parameter_set("bfv-threshold-v2", ScoreBounds)
     assert caught.value.code == "he_unknown_params"
     with pytest.raises(HeError) as caught:
         parameter_set(7, SumBounds)
@@ -108,7 +114,7 @@ def test_foreign_objects_are_refused_before_they_reach_openfhe():
     with pytest.raises(HeError) as caught:
         ctx.load("ciphertext", foreign, what="the test ciphertext", code="he_bad_ciphertext")
     assert caught.value.code == "he_bad_ciphertext"
-    assert "bfv-score-v1" in caught.value.message
+    assert "bfv-score-v2" in caught.value.message
     assert len(openfhe.GetAllContexts()) == contexts  # nothing was deserialized, no context registered
 
 
@@ -130,16 +136,26 @@ def test_loading_checks_kind_size_and_bytes():
 
 
 @pytest.mark.parametrize("params", PARAMETER_SETS.values(), ids=PARAMETER_SETS.keys())
-def test_mask_keeps_slot_zero_and_draws_the_rest_uniformly(params):
+def test_mask_sums_to_its_total_and_is_uniform_in_every_slot(params):
     ctx = context(params)
     t = params.plaintext_modulus
-    first = ctx.mask(-12345).GetPackedValue()
-    second = ctx.mask(-12345).GetPackedValue()
+    first = np.array(ctx.mask(-12345).GetPackedValue(), dtype=object)
+    second = np.array(ctx.mask(-12345).GetPackedValue(), dtype=object)
     assert len(first) == params.ring_dim
-    assert first[0] == second[0] == -12345
+    assert sum(first) % t == sum(second) % t == -12345 % t
+    assert ctx.total(ctx.mask(-12345)) == -12345
     assert all(-t // 2 <= value <= t // 2 for value in first)
-    assert sum(a == b for a, b in zip(first[1:], second[1:])) == 0
-    negative = sum(value < 0 for value in first[1:]) / (params.ring_dim - 1)
-    assert 0.45 < negative < 0.55
-    top_quarter = sum(value > t // 4 for value in first[1:]) / (params.ring_dim - 1)
-    assert 0.2 < top_quarter < 0.3
+    assert sum(a == b for a, b in zip(first, second)) == 0
+    residues = np.array([int(value) % t for value in first], dtype=np.float64)
+    assert chi_square(np.floor(residues / t * 16)) < CHI2_15_CRITICAL  # high bits uniform
+    assert chi_square(np.array([int(value) % t % 16 for value in first])) < CHI2_15_CRITICAL  # low bits uniform
+    assert first[-1] != second[-1] and -t // 2 <= first[-1] <= t // 2  # the slot that makes up the sum is no different
+
+
+@settings(max_examples=20, deadline=None)
+@given(total=st.integers(-(2**62), 2**62))
+def test_mask_total_is_any_residue(total):
+    ctx = context(SCORING_PARAMS)
+    t = SCORING_PARAMS.plaintext_modulus
+    centred = total % t - t if total % t > t // 2 else total % t
+    assert ctx.total(ctx.mask(total)) == centred

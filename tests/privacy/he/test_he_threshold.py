@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from typing import Sequence
 
 import numpy as np
 import pytest
@@ -25,7 +26,7 @@ from privacy.he import (
 )
 from privacy.he.params import context
 
-from he_samples import PARTIES, foreign_ciphertext
+from he_samples import PARTIES, assert_reveals_only_the_total, foreign_ciphertext
 
 THRESHOLD_SETS = [params for params in PARAMETER_SETS.values() if isinstance(params.bounds, SumBounds)]
 BOUNDS = THRESHOLD_PARAMS.bounds
@@ -35,6 +36,14 @@ SLOTS = THRESHOLD_PARAMS.ring_dim
 
 def decrypt(parties: list[ThresholdParty], joint: JointKey, ciphertext: bytes) -> int:
     return fuse(joint, {party.party_id: party.partial_decrypt(ciphertext) for party in parties})
+
+
+def fused_slots(parties: list[ThresholdParty], ciphertext: bytes, which: Sequence[int] | None = None) -> list[int]:
+    """Every slot of OpenFHE's own fusion of the partial decryptions of ``which`` parties (all of them by default)."""
+    ctx = context(THRESHOLD_PARAMS)
+    chosen = [parties[i] for i in which] if which is not None else parties
+    partials = [ctx.load("partial", codec.decode(party.partial_decrypt(ciphertext))["partial"], what="p", code="x") for party in chosen]
+    return list(ctx.cc.MultipartyDecryptFusion(partials).GetPackedValue())
 
 
 def kat_cases(bounds: SumBounds, count: int) -> list[tuple[np.ndarray, int]]:
@@ -72,6 +81,15 @@ def test_known_answers_at_the_range_extremes(params, ceremony):
     assert max(abs(int(values.sum()) + offset) for values, offset in cases) == params.bounds.max_abs_result
 
 
+def test_a_key_of_the_most_parties_sums_exactly_at_the_extremes():
+    """Eight parties: eight partial decryptions, each flooded with noise, still fuse to the exact total."""
+    params = THRESHOLD_PARAMS
+    parties, joint = run_ceremony([f"party-{i}" for i in range(params.max_parties)], params)
+    full = np.full(params.bounds.max_values, V, dtype=np.int64)
+    for values, offset in ((full, O), (np.zeros(1, dtype=np.int64), -O), (full[:12345], -987_654_321)):
+        assert decrypt(parties, joint, sum_encrypted(joint, encrypt_values(joint, values), offset)) == int(values.sum()) + offset
+
+
 def test_100000_values_sum_exactly_from_a_python_list(ceremony):
     parties, joint = ceremony
     values = [random.Random(7).randrange(0, V + 1) for _ in range(100_000)]
@@ -85,31 +103,28 @@ def test_fewer_shares_fused_directly_give_garbage(ceremony):
     parties, joint = ceremony
     values = list(range(1000))
     ciphertext = sum_encrypted(joint, encrypt_values(joint, values))
-    ctx = context(THRESHOLD_PARAMS)
-    partials = [ctx.load("partial", codec.decode(party.partial_decrypt(ciphertext))["partial"], what="p", code="x") for party in parties]
+    t = THRESHOLD_PARAMS.plaintext_modulus
     assert sum(values) == 499_500
     for pair in itertools.combinations(range(3), 2):
-        plaintext = ctx.cc.MultipartyDecryptFusion([partials[i] for i in pair])
-        plaintext.SetLength(1)
-        assert abs(plaintext.GetPackedValue()[0] - sum(values)) > 2**20, pair
-    everything = ctx.cc.MultipartyDecryptFusion(partials)
-    everything.SetLength(1)
-    assert everything.GetPackedValue()[0] == sum(values)
+        total = sum(fused_slots(parties, ciphertext, pair)) % t
+        assert min(total, t - total) > 2**20, pair  # not a small value at all
+        assert min((total - sum(values)) % t, (sum(values) - total) % t) > 2**20, pair  # nor near the sum
+    assert sum(fused_slots(parties, ciphertext)) % t == sum(values)
 
 
-def test_other_slots_are_randomised(ceremony):
+def test_decrypted_slots_show_the_total_and_nothing_else(ceremony):
+    """Every slot the parties could fuse: uniform slots adding up to Σ values + offset, alike for two cohorts."""
     parties, joint = ceremony
-    ctx = context(THRESHOLD_PARAMS)
-    values = [5] * 3 + [0] * (SLOTS - 3) + [7] * 2  # two ciphertexts: per-slot sums 12, 12, 5, 0, …
-    slots = []
-    for _ in range(2):
-        ciphertext = sum_encrypted(joint, encrypt_values(joint, values), 4)
-        shares = [codec.decode(party.partial_decrypt(ciphertext))["partial"] for party in parties]
-        slots.append(ctx.cc.MultipartyDecryptFusion([ctx.load("partial", s, what="p", code="x") for s in shares]).GetPackedValue())
-    first, second = slots
-    assert first[0] == second[0] == 33
-    assert sum(a == b for a, b in zip(first[1:], second[1:])) == 0
-    assert 0.45 < sum(value < 0 for value in first[1:]) / (SLOTS - 1) < 0.55
+    many = [5] * 3 + [0] * (SLOTS - 3) + [7] * 2  # two ciphertexts: per-slot sums 12, 12, 5, 0, …
+    one = [29]  # one ciphertext, one value: the same total
+    decrypted, raw = [], []
+    for values, per_slot in ((many, [12, 12, 5]), (one, [29])):
+        for _ in range(2):
+            ciphertext = sum_encrypted(joint, encrypt_values(joint, values), 4)
+            assert decrypt(parties, joint, ciphertext) == 33
+            decrypted.append(fused_slots(parties, ciphertext))
+            raw.append(per_slot + [0] * (SLOTS - len(per_slot)))
+    assert_reveals_only_the_total(decrypted, raw, 33, THRESHOLD_PARAMS.plaintext_modulus, absent=[4, 29 + 4, 12 + 4])
 
 
 def test_fuse_names_every_missing_party(ceremony):
@@ -164,19 +179,26 @@ def test_joint_key_round_trips_and_hashes(ceremony):
     again = JointKey.from_bytes(data)
     assert again == joint and again.to_bytes() == data
     assert joint_key_hash(again) == joint_key_hash(joint) and len(joint_key_hash(joint)) == 32
-    assert sorted(codec.decode(data)) == ["eval_sum_keys", "params", "parties", "public_key"]
+    assert sorted(codec.decode(data)) == ["params", "parties", "public_key"]
+    assert codec.decode(data)["params"] == "bfv-threshold-v2"
     assert again.parties == PARTIES
 
 
 def test_bad_joint_keys_are_refused(ceremony):
     _, joint = ceremony
     fields = codec.decode(joint.to_bytes())
-    for data in (b"", codec.encode({**fields, "parties": ["custodian", "custodian"]}), codec.encode({**fields, "parties": ["Bad Id"]})):
+    bad = (
+        b"",
+        codec.encode({**fields, "parties": ["custodian", "custodian"]}),
+        codec.encode({**fields, "parties": ["Bad Id"]}),
+        codec.encode({**fields, "eval_sum_keys": b"\x00" * 64}),  # the rotation design's field
+    )
+    for data in bad:
         with pytest.raises(ThresholdError) as caught:
             JointKey.from_bytes(data)
         assert caught.value.code == "bad_joint_key"
     with pytest.raises(HeError) as caught:
-        JointKey.from_bytes(codec.encode({**fields, "params": "bfv-score-v1"}))
+        JointKey.from_bytes(codec.encode({**fields, "params": "bfv-score-v2"}))
     assert caught.value.code == "he_unknown_params"
     broken = JointKey.from_bytes(codec.encode({**fields, "public_key": fields["public_key"][:-1]}))
     with pytest.raises(ThresholdError) as caught:
