@@ -26,14 +26,14 @@ from typing import Any, Callable
 
 from ledger import codec
 from ledger.consent import refusal_reason
-from ledger.errors import EncodingError
 from ledger.rules import Code
 from ledger.rules.aggregates import aggregate_key, budget_key
 from ledger.rules.catalogue import catalogue_key
 from ledger.rules.consents import consent_key, consumer_consent_key
 from ledger.rules.records import record_key, record_version_key, subject_record_key
-from ledger.tx import build_transaction, parse_transaction
+from ledger.tx import build_transaction
 from node.api.errors import ApiError
+from node.api.parsing import parse_envelope
 from node.peer import Peer, SubmitResult
 from node.publishing import decode_opening
 from node.vault import Vault
@@ -61,12 +61,7 @@ class AggregateDesk:
         self._clock_ms = clock_ms
 
     def compute(self, envelope: bytes, *, timeout_s: float) -> ComputedAggregate:
-        try:
-            tx = parse_transaction(envelope)
-        except EncodingError as exc:
-            raise ApiError("invalid_argument", f"transaction: {exc}") from None
-        if tx.type != "aggregate.request":
-            raise ApiError("invalid_argument", f"transaction: expected aggregate.request, got {tx.type!r}")
+        tx = parse_envelope(envelope, {"aggregate.request"})
         submitted = self._peer.submit([envelope], timeout_s=timeout_s)[0]
         if submitted.status != "committed":
             budget_code = {"privacy budget exhausted": "budget_exhausted", "no privacy budget": "no_budget"}

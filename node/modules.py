@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ledger.crypto import sha256
-from ledger.errors import EncodingError
-from ledger.tx import build_transaction, parse_transaction
+from ledger.tx import build_transaction
 from node.api.errors import ApiError
+from node.api.parsing import parse_envelope
 from node.peer import Peer, SubmitResult
 from node.vault import Vault
 from privacy.sandbox import SandboxError, check_module
@@ -40,12 +40,7 @@ class ModuleDesk:
         self._clock_ms = clock_ms
 
     def pin(self, envelope: bytes, wasm: bytes, *, timeout_s: float) -> PinnedModule:
-        try:
-            tx = parse_transaction(envelope)
-        except EncodingError as exc:
-            raise ApiError("invalid_argument", f"transaction: {exc}") from None
-        if tx.type != "module.submit":
-            raise ApiError("invalid_argument", f"transaction: expected module.submit, got {tx.type!r}")
+        tx = parse_envelope(envelope, {"module.submit"})
         if len(wasm) > MAX_MODULE_BYTES:
             raise ApiError("payload_too_large", f"wasm: {len(wasm)} bytes, at most {MAX_MODULE_BYTES}")
         if tx.payload.get("module_hash") != sha256(wasm):

@@ -21,8 +21,9 @@ from ledger.errors import EncodingError
 from ledger.fields import Bytes, Text, UInt, check_map
 from ledger.rules.catalogue import catalogue_key, check_record_payload
 from ledger.rules.records import commit_record_payload, record_key, record_version_key
-from ledger.tx import Transaction, parse_transaction
+from ledger.tx import Transaction
 from node.api.errors import ApiError
+from node.api.parsing import parse_envelope
 from node.peer import Peer, SubmitResult
 from node.vault import Vault
 from privacy.envelope import EnvelopeError, SealedRecord, open_record, record_aad
@@ -59,12 +60,7 @@ class Publisher:
 
     def publish(self, envelope: bytes, sealed: SealedRecord, *, timeout_s: float) -> SubmitResult:
         """Check, store and order one record version; answer once it is committed or refused."""
-        try:
-            tx = parse_transaction(envelope)
-        except EncodingError as exc:
-            raise ApiError("invalid_argument", f"transaction: {exc}") from None
-        if tx.type not in PUBLISH_TYPES:
-            raise ApiError("invalid_argument", f"transaction: expected one of {sorted(PUBLISH_TYPES)}, got {tx.type!r}")
+        tx = parse_envelope(envelope, PUBLISH_TYPES)
         record_id, version, data_type, subject = self._describe(tx)
         with self._lock:
             if record_id in self._in_flight:

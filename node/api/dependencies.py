@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -13,7 +11,7 @@ from node.api.errors import ApiError
 from node.peer import Peer
 from node.services import NodeServices
 
-__all__ = ["NodeDep", "PeerDep", "committed_head", "get_node", "get_peer", "parse_base64", "parse_hex"]
+__all__ = ["NodeDep", "PeerDep", "committed_head", "get_node", "get_peer"]
 
 
 # Dependencies are async (they do no I/O) so FastAPI runs them on the event loop instead of
@@ -41,22 +39,3 @@ async def get_node(request: Request) -> NodeServices:
 
 
 NodeDep = Annotated[NodeServices, Depends(get_node)]
-
-
-def parse_hex(text: str, name: str, size: int) -> bytes:
-    """Decode a hex path/query/body value of exactly ``size`` bytes, or answer invalid_argument naming it."""
-    try:
-        value = bytes.fromhex(text)
-    except ValueError:
-        value = b""
-    if len(value) != size:
-        raise ApiError("invalid_argument", f"{name}: expected {2 * size} hex characters")
-    return value
-
-
-def parse_base64(text: str, name: str) -> bytes:
-    """Decode a base64 body value, or answer invalid_argument naming it."""
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise ApiError("invalid_argument", f"{name}: not base64") from None

@@ -25,8 +25,9 @@ from ledger.fields import ListOf, Text
 from ledger.genesis import Role
 from node.access import AccessRequest, GrantedAccess
 from node.api.auth import AUDITOR_ROLES, CallerDep, require_role
-from node.api.dependencies import NodeDep, parse_hex
+from node.api.dependencies import NodeDep
 from node.api.errors import ApiError
+from node.api.parsing import parse_hex
 from node.services import NodeServices
 
 router = APIRouter(prefix="/v1/access", tags=["access"])

@@ -22,14 +22,14 @@ from pydantic import BaseModel, Field
 
 from ledger import codec
 from ledger.crypto import sha256
-from ledger.errors import EncodingError
 from ledger.genesis import Role
 from ledger.rules.aggregates import aggregate_key, budget_key, keyset_key, spent_key
 from ledger.rules.catalogue import catalogue_key
-from ledger.tx import Transaction, parse_transaction
+from ledger.tx import Transaction
 from node.api.auth import AUDITOR_ROLES, CallerDep, require_role
-from node.api.dependencies import NodeDep, parse_base64, parse_hex
+from node.api.dependencies import NodeDep
 from node.api.errors import ApiError
+from node.api.parsing import parse_base64, parse_envelope, parse_hex
 from node.api.routers.transactions import result_json
 from node.queries import to_json
 from node.services import NodeServices
@@ -54,12 +54,7 @@ def _store_and_order(
     envelope, data = parse_base64(body.transaction, "transaction"), parse_base64(body.data, "data")
     if len(data) > MAX_BLOB_BYTES:
         raise ApiError("payload_too_large", f"data: at most {MAX_BLOB_BYTES} bytes")
-    try:
-        tx = parse_transaction(envelope)
-    except EncodingError as exc:
-        raise ApiError("invalid_argument", f"transaction: {exc}") from None
-    if tx.type != tx_type:
-        raise ApiError("invalid_argument", f"transaction: expected {tx_type}, got {tx.type!r}")
+    tx = parse_envelope(envelope, {tx_type})
     if tx.payload.get(hash_field) != sha256(data):
         raise ApiError("invalid_argument", f"{hash_field}: is not SHA-256 of the data sent")
     if check is not None:
@@ -132,10 +127,7 @@ def file_share(aggregate_id: str, body: BlobTransaction, caller: CallerDep, node
     if caller.is_citizen:
         raise ApiError("forbidden", "shares are filed by the joint key's parties")
     raw_id = parse_hex(aggregate_id, "aggregate_id", 16)
-    try:
-        named = parse_transaction(parse_base64(body.transaction, "transaction")).payload.get("aggregate_id")
-    except EncodingError as exc:
-        raise ApiError("invalid_argument", f"transaction: {exc}") from None
+    named = parse_envelope(parse_base64(body.transaction, "transaction"), {"aggregate.share"}).payload.get("aggregate_id")
     if named != raw_id:
         raise ApiError("invalid_argument", "transaction: names another aggregate than the path")
     return _store_and_order(node, body, "aggregate.share", "share_hash")

@@ -26,8 +26,9 @@ from ledger.rules.modules import INPUT_LAYOUT, check_input_layout, module_key
 from ledger.tx import parse_transaction
 from node.access import AccessRequest
 from node.api.auth import AUDITOR_ROLES, CallerDep, require_role
-from node.api.dependencies import NodeDep, parse_base64, parse_hex
+from node.api.dependencies import NodeDep
 from node.api.errors import ApiError
+from node.api.parsing import parse_base64, parse_hex
 from node.api.routers.access import granted_json
 from node.api.routers.transactions import result_json
 from node.queries import to_json

@@ -15,8 +15,9 @@ from fastapi import APIRouter, Query
 
 from ledger.genesis import Role
 from node.api.auth import AUDITOR_ROLES, CallerDep, require_role
-from node.api.dependencies import NodeDep, parse_hex
+from node.api.dependencies import NodeDep
 from node.api.errors import ApiError
+from node.api.parsing import parse_hex
 
 router = APIRouter(prefix="/v1/consents", tags=["consents"])
 

@@ -17,8 +17,9 @@ from pydantic import BaseModel, Field
 from ledger.errors import EncodingError
 from ledger.genesis import Role
 from node.api.auth import AUDITOR_ROLES, CallerDep, require_role
-from node.api.dependencies import NodeDep, parse_hex
+from node.api.dependencies import NodeDep
 from node.api.errors import ApiError
+from node.api.parsing import parse_hex
 from node.api.routers.transactions import result_json
 from privacy.envelope import SealedRecord
 
