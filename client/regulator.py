@@ -92,7 +92,9 @@ class Regulator:
         tx = parse_transaction(self._client.entries(log_index, log_index + 1)[0])
         if self._client.transaction(tx.tx_id)["code"] != Code.VALID.name:
             raise AuditError(f"log index {log_index} is marked invalid: nothing was computed there")
-        receipt = tx.payload["computation"]
+        receipt = tx.payload.get("computation") if tx.type == "access.record" else None
+        if receipt is None or receipt["kind"] != "sandbox" or "output_hash" not in receipt:
+            raise AuditError(f"log index {log_index} is not a completed sandbox computation")
         rerun = self._client.post("/v1/compute/replay", {"log_index": log_index})
         matches = bytes.fromhex(rerun["output_hash"]) == receipt["output_hash"] and rerun["fuel"] == receipt.get("fuel")
         return {"log_index": log_index, "output_hash": rerun["output_hash"], "fuel": rerun["fuel"], "matches": matches}

@@ -78,7 +78,7 @@ REFUSAL_REASONS: Mapping[str, str] = {
 # computation asked for may not run or was stopped. Recorded like the others.
 COMPUTATION_REFUSALS: Mapping[str, str] = {
     "module_not_approved": "the computation module is not pinned, checked and approved by every provider of the data it reads",
-    "computation_failed": "the computation was stopped in the sandbox (see the access record's computation error)",
+    "computation_failed": "the computation was stopped: a sandbox limit, an input it could not be given, or an HE range check (see the access record's computation error)",
 }
 ACCESS_REFUSALS: Mapping[str, str] = {**REFUSAL_REASONS, **COMPUTATION_REFUSALS}
 

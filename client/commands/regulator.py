@@ -41,7 +41,7 @@ from client.commands.shared import (
     typer_app,
     wallet_option,
 )
-from client.regulator import AuditOutcome, Regulator, report_csv
+from client.regulator import AuditError, AuditOutcome, Regulator, report_csv
 from client.sdk import LedgerClient
 from ledger.errors import StorageError
 
@@ -204,7 +204,10 @@ def replay(
 ) -> None:
     """Have the node re-run a recorded sandbox computation; exits 1 unless output hash and fuel match the receipt."""
     with session(url, wallet) as client:
-        result = Regulator(client).replay_computation(log_index)
+        try:
+            result = Regulator(client).replay_computation(log_index)
+        except AuditError as error:
+            fail("not_replayable", str(error))
     if not result["matches"]:
         fail("replay_mismatch", f"the re-run of log index {log_index} does not match its receipt: {result}")
     done(f"log index {log_index}: same output hash {result['output_hash'][:16]}… and fuel {result['fuel']:,} as the receipt", result,

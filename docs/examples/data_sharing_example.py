@@ -7,7 +7,10 @@ draws at random (record salt, AES data key and nonce, the sealed boxes'
 ephemeral keys), so the output is the same on every run. The script builds a
 three-organization network in memory, enrolls a citizen, defines a catalogue
 entry, publishes a sealed record, requests and grants a consent, records a
-granted access (checked by the receiver's verifier, client.received), then a
+granted access (its result compared with the bytes the node's own builder,
+node.access.AccessDesk, makes; the answer, shaped as granted_json in
+node/api/routers/access.py shapes it, checked by the receiver's verifier,
+client.received), then a
 revocation and an access in the same block (refused by the rule at block time)
 followed by the refusal the node records, and finally runs the regulator's
 compliance check over the log. Each derived value is re-computed independently
@@ -44,6 +47,7 @@ from ledger.rules.records import commit_record_payload, provider_record_key, sub
 from ledger.storage.ledger_store import LedgerStore
 from ledger.storage.memory import MemoryStore
 from ledger.tx import build_transaction, parse_transaction
+from node.access import AccessDesk, AccessRequest
 from node.publishing import decode_opening
 from privacy.envelope import AAD_CONTEXT, SealedRecord, open_record, open_sealed, record_aad, vault_keypair, x25519_public_from_ed25519
 
@@ -223,13 +227,19 @@ def main() -> None:
 
     print("\n== The result released, its hash, sealed to the recipient ==")
     released = {
-        "access": {"subject": ALICE.public_key, "data_types": ["vehicle.registration"], "purpose": "insurance.claim", "consent_id": CONSENT_ID},
+        "access": {"subject": ALICE.public_key, "data_types": ["vehicle.registration"], "purpose": "insurance.claim", "mode": "raw",
+                   "consent_id": CONSENT_ID},
         "records": [
             {"record_id": RECORD_ID, "version": 1, "type": "vehicle.registration", "as_of": T - DAY,
              "commitment": commitment, "salt": SALT, "payload": PAYLOAD},
         ],
     }
     result = codec.encode(released)
+    # The same bytes as the custodian's node builds them (a raw result needs neither its peer nor its vault).
+    node_request = AccessRequest(requester=INSURER.public_key, consumer="insurer", request_digest=verified.digest, subject=ALICE.public_key,
+                                 consent_id=CONSENT_ID, data_types=None, recipient_key=recipient_public)
+    desk = AccessDesk(None, None, b"", lambda: access_time)  # type: ignore[arg-type]
+    assert desk._result(node_request, ["vehicle.registration"], "insurance.claim", released["records"], None) == result
     result_hash = access_result_hash(result)
     assert result_hash == hashlib.sha256(b"quancheng-ledger/v1/access-result\x00" + result).digest()
     sealed_result = seal_with(result, recipient_public, RESULT_EPHEMERAL)
@@ -321,6 +331,7 @@ def main() -> None:
     answer = {
         "access": {"tx_id": parse_transaction(granted_envelope).tx_id.hex(), "log_index": 6, "height": 5},
         "access_record": base64.b64encode(granted_envelope).decode(),
+        "block_header": base64.b64encode(store.header_bytes(5)).decode(),  # as node/api/routers/access.py granted_json
         "result_hash": result_hash.hex(),
         "record_count": 1,
         "sealed_result": base64.b64encode(sealed_result).decode(),

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.consent import ACCESS_REFUSALS
 from ledger.errors import ProofError
+from node.peer import PeerUnavailable
 
 __all__ = ["ApiError", "install_error_handlers"]
 
@@ -64,6 +65,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProofError)
     async def proof_error(_: Request, exc: ProofError) -> JSONResponse:
         return _body("invalid_argument", str(exc), 400)
+
+    @app.exception_handler(PeerUnavailable)
+    async def peer_unavailable(_: Request, exc: PeerUnavailable) -> JSONResponse:
+        return _body("unavailable", str(exc), 503)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
