@@ -1,8 +1,8 @@
 """``qcl``: the command line.
 
-Operator commands (``qcl node start``, ``qcl verify``) run on the machine that
-holds the data directory, so they import the node and the ledger core
-directly; they are the only commands that do, with two development
+Operator commands (``qcl node start``, ``qcl verify``, ``qcl network``) run on
+the machine that holds the data directory, so they import the node and the
+ledger core directly; they are the only commands that do, with two development
 shortcuts (``qcl wallet import-dev``, ``qcl regulator audit --data-dir``). Everything a citizen, provider, consumer
 or regulator does goes through the SDK and the public API, signed with a key
 from a local wallet: ``qcl wallet``, ``qcl citizen``, ``qcl provider``,
@@ -16,34 +16,38 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 
-from client.commands import citizen, consumer, provider, regulator, wallet
+from client.commands import citizen, consumer, network, provider, regulator, wallet
 
 app = typer.Typer(help="Quancheng Ledger: a permissioned ledger for trusted sharing of government data.", no_args_is_help=True)
 node_app = typer.Typer(help="Run a peer.", no_args_is_help=True)
 app.add_typer(node_app, name="node")
 for role in (wallet, citizen, provider, consumer, regulator):
     app.add_typer(role.app, name=role.__name__.rsplit(".", 1)[-1])
+app.add_typer(network.app, name="network")
 
 console = Console(stderr=True)
 
+DEFAULT_PORT = 8700
 DataDir = Annotated[Path, typer.Option("--data-dir", "-d", help="The node's data directory.")]
 
 
 @node_app.command("start")
 def node_start(
     data_dir: DataDir,
-    port: Annotated[int, typer.Option(help="HTTP port.")] = 8700,
+    port: Annotated[Optional[int], typer.Option(help="HTTP port [default: node.json's port, else 8700].")] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
 ) -> None:
-    """Start a peer with its embedded orderer; a new data directory gets a development consortium."""
+    """Start a peer with the orderer its node.json names (the embedded one by default); a new data
+    directory gets a one-peer development consortium."""
     import uvicorn
 
     from node.api.app import create_app
+    from node.devnet import load_node_config
     from node.runtime import open_peer
     from node.vault import open_vault
 
@@ -51,6 +55,7 @@ def node_start(
     peer = open_peer(data_dir)
     vault = open_vault(data_dir / "vault")
     head = peer.store.head()
+    port = port or load_node_config(data_dir).port or DEFAULT_PORT
     if fresh:
         console.print(f"created a development consortium in {data_dir} (keys in {data_dir / 'keys'})")
     console.print(

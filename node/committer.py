@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -24,6 +25,8 @@ from ledger.crypto import KeyPair
 from ledger.processor import BlockOutcome, Prechecked, build_block, precheck_many
 from ledger.rules import Code
 from ledger.storage.ledger_store import LedgerStore
+from node.sync import FetchedBatch
+from node.metrics import CommitMetrics
 
 __all__ = ["Committer", "PendingBlock", "PrecheckPool"]
 
@@ -100,6 +103,7 @@ class PendingBlock:
     network: bytes
     cached: list[Prechecked | None]
     wait: Callable[[], list[Prechecked]]
+    begun_at: float  # time.monotonic() when the batch reached the committer
 
 
 class Committer:
@@ -124,6 +128,7 @@ class Committer:
         self._network = None if self._head is None else store.header(0).network
         self._prechecked: dict[bytes, Prechecked] = {}
         self._lock = threading.Lock()
+        self.metrics = CommitMetrics()
 
     @property
     def head(self) -> ChainHead | None:
@@ -145,7 +150,7 @@ class Committer:
         cached = [self._prechecked.pop(envelope, None) for envelope in batch.envelopes]
         missing = [envelope for envelope, result in zip(batch.envelopes, cached) if result is None]
         waiter = self._pool.submit(missing, network) if missing else list
-        return PendingBlock(batch, network, cached, waiter)
+        return PendingBlock(batch, network, cached, waiter, time.monotonic())
 
     def commit(self, batch: OrderedBatch, *, network: bytes | None = None, require_valid: bool = False) -> BlockOutcome:
         return self.finish(self.begin(batch, network=network), require_valid=require_valid)
@@ -175,13 +180,16 @@ class Committer:
                 raise ValueError(f"transaction refused: {refused[0].code.name} {refused[0].reason}")
             checkpoint = self._checkpoint(outcome, network)
             try:
+                if isinstance(batch, FetchedBatch):  # a block from another peer must rebuild to its own hash
+                    batch.check(outcome.block_hash)
                 self.store.append(outcome, checkpoint, sync=self._sync)
             except BaseException:
                 self._log = self.store.compact_range()  # the in-memory edge ran ahead of the store
                 raise
             self._head = outcome.head
             self._network = network
-            return outcome
+        self.metrics.observe(outcome, time.monotonic() - pending.begun_at)
+        return outcome
 
     def _checkpoint(self, outcome: BlockOutcome, network: bytes) -> SignedCheckpoint:
         header = outcome.header

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Mapping, Protocol, Sequence
 
 from ledger.crypto import KeyPair
 from ledger.genesis import Role, genesis_from_json, genesis_to_json, genesis_transaction
@@ -16,15 +17,19 @@ from node.keyfile import load_key, save_key
 
 __all__ = [
     "DEV_CATALOGUE",
+    "DEV_CUSTODIAN",
     "DEV_NODE_ID",
     "DEV_ORGS",
+    "HoldsAdminKeys",
     "NodeConfig",
     "create_dev_network",
     "dev_catalogue_transactions",
     "load_node_config",
+    "write_dev_genesis",
 ]
 
 DEV_NODE_ID = "bigdata-peer0"
+DEV_CUSTODIAN = "jinan-bigdata"  # defines the catalogue; runs the development peer
 DEV_ORGS: tuple[tuple[str, str, tuple[Role, ...]], ...] = (
     ("jinan-bigdata", "Jinan Big Data Bureau", (Role.CUSTODIAN, Role.IDENTITY_AUTHORITY, Role.REGULATOR)),
     ("jinan-psb", "Jinan Public Security Bureau (vehicle registration)", (Role.PROVIDER,)),
@@ -63,9 +68,18 @@ DEV_CATALOGUE: tuple[dict, ...] = (
 )
 
 
-def dev_catalogue_transactions(config: "NodeConfig", network: bytes, time_ms: int) -> list[bytes]:
-    """catalogue.define for every DEV_CATALOGUE entry, signed by the custodian's admin."""
-    custodian = config.admin_key("jinan-bigdata")
+class HoldsAdminKeys(Protocol):
+    """Where the development admin keys are: a development node's directory, or a consortium's root."""
+
+    def admin_key(self, org_id: str) -> KeyPair: ...
+
+
+def dev_catalogue_transactions(config: HoldsAdminKeys, network: bytes, time_ms: int) -> list[bytes]:
+    """catalogue.define (version 1) for every DEV_CATALOGUE entry, signed by the custodian's admin.
+
+    Submit them once per network: a second definition at version 1 is refused by the catalogue rule.
+    """
+    custodian = config.admin_key(DEV_CUSTODIAN)
     return [
         build_transaction(custodian, network, "catalogue.define", {"entry": {**entry, "version": 1}}, time_ms=time_ms)
         for entry in DEV_CATALOGUE
@@ -79,6 +93,7 @@ class NodeConfig:
         self.data_dir = data_dir
         settings = json.loads((data_dir / "node.json").read_text())
         self.node_id: str = settings["node_id"]
+        self.port: int | None = settings.get("port")  # the HTTP port to serve on, when the config fixes one
         self.genesis = genesis_from_json((data_dir / "genesis.json").read_text())
         self.node_key = load_key(data_dir / "keys" / "node.key")
         self.genesis_envelope = (data_dir / "genesis.tx").read_bytes()
@@ -93,17 +108,26 @@ class NodeConfig:
 
 def create_dev_network(data_dir: Path, time_ms: int) -> None:
     """Write genesis.json, node.json and every key of the development consortium into ``data_dir``."""
-    keys_dir = data_dir / "keys"
     node_key = KeyPair.generate()
-    save_key(keys_dir / "node.key", node_key)
+    save_key(data_dir / "keys" / "node.key", node_key)
+    write_dev_genesis(data_dir, time_ms, {DEV_CUSTODIAN: [(DEV_NODE_ID, node_key.public_key)]})
+    (data_dir / "node.json").write_text(json.dumps({"node_id": DEV_NODE_ID}, indent=2))
+
+
+def write_dev_genesis(directory: Path, time_ms: int, nodes: Mapping[str, Sequence[tuple[str, bytes]]]) -> None:
+    """Generate every organization's admin key into ``directory/keys``; write genesis.json and genesis.tx.
+
+    ``nodes`` maps an organization id to the peers it runs: (node id, public node key).
+    """
+    keys_dir = directory / "keys"
     orgs = []
     founders = []
     for org_id, name, roles in DEV_ORGS:
         admin = KeyPair.generate()
         founders.append(admin)
         save_key(keys_dir / f"{org_id}.admin.key", admin)
-        nodes = [{"id": DEV_NODE_ID, "key": node_key.public_key}] if Role.CUSTODIAN in roles else []
-        orgs.append({"id": org_id, "name": name, "roles": [r.value for r in roles], "admin_keys": [admin.public_key], "nodes": nodes})
+        org_nodes = [{"id": node_id, "key": key} for node_id, key in nodes.get(org_id, ())]
+        orgs.append({"id": org_id, "name": name, "roles": [r.value for r in roles], "admin_keys": [admin.public_key], "nodes": org_nodes})
     document = {
         "version": 1,
         "name": "quancheng-dev",
@@ -111,9 +135,8 @@ def create_dev_network(data_dir: Path, time_ms: int) -> None:
         "admin_threshold": DEV_ADMIN_THRESHOLD,
         "orgs": orgs,
     }
-    (data_dir / "genesis.json").write_text(genesis_to_json(document))
-    (data_dir / "genesis.tx").write_bytes(genesis_transaction(document, founders))
-    (data_dir / "node.json").write_text(json.dumps({"node_id": DEV_NODE_ID}, indent=2))
+    (directory / "genesis.json").write_text(genesis_to_json(document))
+    (directory / "genesis.tx").write_bytes(genesis_transaction(document, founders))
 
 
 def load_node_config(data_dir: Path) -> NodeConfig:

@@ -65,6 +65,7 @@ class Peer:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._new_block = threading.Condition()
+        self._follow_failure: BaseException | None = None
         self.failure: BaseException | None = None
 
     @property
@@ -148,6 +149,7 @@ class Peer:
                 begun.put(self.committer.begin(batch))
         except BaseException as exc:
             log.critical("following the orderer failed: %s", exc, exc_info=True)
+            self._follow_failure = exc
         finally:
             begun.put(None)
 
@@ -156,7 +158,7 @@ class Peer:
             while (pending := begun.get()) is not None:
                 self._notify(self.committer.finish(pending))
             if not self._stopping.is_set():
-                raise PeerUnavailable("the orderer stream ended while the peer was running")
+                raise self._follow_failure or PeerUnavailable("the orderer stream ended while the peer was running")
         except BaseException as exc:  # the node must stop committing, loudly, on any failure
             log.critical("commit loop stopped: %s", exc, exc_info=True)
             self.failure = exc

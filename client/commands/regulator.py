@@ -10,13 +10,22 @@ was not covered, so it can gate a script.
 on D (which must not be running elsewhere) and audits as the development
 regulator, whose key the development consortium keeps in D/keys. It is the
 only role command, with `qcl wallet import-dev`, that imports the node.
+
+``monitor`` runs :class:`client.monitor.Monitor` over several peers: it
+collects their signed checkpoints, checks consistency proofs between them and
+against what each peer signed on earlier runs (``--state``), and prints the
+evidence of any misbehaviour; it exits 1 when there is any, so it can gate a
+cron job.
 """
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
+import httpx
 import typer
 from rich.table import Table
 from rich.text import Text
@@ -34,6 +43,7 @@ from client.commands.shared import (
     listing,
     out,
     parse_day,
+    passphrase,
     print_json,
     reported,
     say,
@@ -41,8 +51,10 @@ from client.commands.shared import (
     typer_app,
     wallet_option,
 )
+from client.monitor import Basis, Misbehaviour, Monitor, MonitorError, MonitorReport, MonitorState, PeerReport
 from client.regulator import AuditError, AuditOutcome, Regulator, report_csv
-from client.sdk import LedgerClient
+from client.sdk import ApiError, LedgerClient
+from client.wallet import load_wallet_key
 from ledger.errors import StorageError
 
 __all__ = ["app"]
@@ -212,3 +224,88 @@ def replay(
         fail("replay_mismatch", f"the re-run of log index {log_index} does not match its receipt: {result}")
     done(f"log index {log_index}: same output hash {result['output_hash'][:16]}… and fuel {result['fuel']:,} as the receipt", result,
          as_json=as_json)
+
+
+def _print_monitor(report: MonitorReport) -> None:
+    table = Table(title="peers", title_justify="left")
+    for column in ("node", "height", "tree size", "root", "consistent", "problems"):
+        table.add_column(column, overflow="fold")
+    for peer in report.peers:
+        row = peer.to_json()
+        consistent = {True: Text("yes", style="green"), False: Text("NO", style="red"), None: Text("?", style="yellow")}[row["consistent"]]
+        table.add_row(
+            Text(peer.node_id),
+            "" if row["height"] is None else str(row["height"]),
+            "" if row["tree_size"] is None else str(row["tree_size"]),
+            "" if row["root_hash"] is None else row["root_hash"][:16] + "…",
+            consistent,
+            Text("; ".join(peer.problems)),
+        )
+    out.print(table)
+    for number, item in enumerate(report.evidence, 1):
+        _print_evidence(number, item)
+    if report.ok:
+        say(Text(f"{len(report.peers)} peers checked: every pair of checkpoints is consistent", style="green"))
+
+
+def _print_evidence(number: int, item: Misbehaviour) -> None:
+    basis = {Basis.SELF: "contradicts its own earlier checkpoint", Basis.MINORITY: "outside the majority of peers",
+             Basis.NO_MAJORITY: "no majority: both signers named"}[item.basis]
+    strength = "proof, verifiable offline" if item.conclusive else "accusation only, not verifiable offline"
+    say(Text(f"misbehaviour {number}: {', '.join(item.named)} ({basis}; {strength})", style="red"))
+    say(f"  {item.explain()}")
+    for signed in (item.first, item.second):
+        checkpoint = signed.checkpoint
+        say(f"  {checkpoint.node_id}: height {checkpoint.height}, tree size {checkpoint.tree_size}, root {checkpoint.root_hash.hex()}")
+
+
+@app.command("monitor")
+def monitor(
+    wallet: WalletFile,
+    peers: Annotated[list[str], typer.Option("--peer", metavar="URL", help="A peer's API; repeat for every peer of the consortium.")],
+    state: Annotated[
+        Optional[Path],
+        typer.Option("--state", metavar="FILE", help="Keep each peer's accepted checkpoint here, to catch a peer rewriting its history between runs."),
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Collect every peer's signed checkpoint, check consistency proofs between them, and report misbehaviour.
+
+    Prints per peer its node id, height, tree size, root and whether it is
+    consistent, then every piece of evidence: two signed checkpoints that
+    cannot both be honest, the peer named, and the proof (--json prints the
+    evidence in full, to keep and verify offline; see docs/PROTOCOL.md §7).
+    Exits 1 when any misbehaviour is found or a peer could not be checked.
+    """
+    if len(set(peers)) != len(peers):
+        raise typer.BadParameter("a peer URL is given twice", param_hint="--peer")
+    with reported(), ExitStack() as stack:
+        key = load_wallet_key(wallet, passphrase())
+        clients: dict[str, LedgerClient] = {}
+        unreachable: list[PeerReport] = []
+        for url in peers:
+            client = stack.enter_context(LedgerClient(url, key=key))
+            try:
+                node_id = client.network()["this_node"]["id"]
+            except (ApiError, httpx.HTTPError) as exc:
+                unreachable.append(PeerReport(url, None, False, (f"cannot ask {url} which node it is: {exc}",)))
+                continue
+            if node_id in clients:
+                fail("invalid_argument", f"{url} and another --peer are the same node {node_id!r}")
+            clients[node_id] = client
+        try:
+            report = Monitor(clients).run(None if state is None else MonitorState.load(state))
+        except MonitorError as exc:
+            fail(exc.code, str(exc))
+        report = replace(report, peers=report.peers + tuple(unreachable))
+    if state is not None:
+        report.state.save(state)
+    if as_json:
+        print_json(report.to_json())
+    else:
+        _print_monitor(report)
+    if not report.ok:
+        named = sorted({node for item in report.evidence for node in item.named})
+        fail("misbehaviour" if report.evidence else "unavailable",
+             f"{len(report.evidence)} piece(s) of evidence naming {', '.join(named)}" if report.evidence
+             else "some peers could not be checked: " + ", ".join(p.node_id for p in report.peers if p.problems))

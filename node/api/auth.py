@@ -6,6 +6,11 @@ window and the nonce, then looks the key up in the committed state. A route
 that exposes more than its caller's own data narrows the audience with
 :func:`require_role`.
 
+A peer fetching blocks from another peer (node/sync.py) signs with its node
+key. The network's node keys (state ``nodekey/<key>``) are callers too, but only
+for the log routes (checkpoints, entries, headers, proofs, blocks): anywhere
+else a node key is refused as ``forbidden``.
+
 The node's clock is ``app.state.clock_ms`` when set (tests pin it), otherwise
 the wall clock; the nonce memory is ``app.state.replay_guard``.
 """
@@ -22,27 +27,31 @@ from fastapi import Depends, Request
 from ledger.genesis import Role
 from ledger.request_auth import MAX_REQUEST_SKEW_MS, RequestAuthError, verify_request
 from ledger.rules.engine import resolve_signer
+from ledger.rules.membership import node_key_holder
 from node.api.errors import ApiError
 from node.runtime import clock_ms as wall_clock_ms
 
-__all__ = ["AUDITOR_ROLES", "Caller", "CallerDep", "ReplayGuard", "authenticate", "require_role"]
+__all__ = ["AUDITOR_ROLES", "LOG_ROUTES", "Caller", "CallerDep", "ReplayGuard", "authenticate", "require_log_reader", "require_role"]
 
 MAX_REMEMBERED_NONCES = 1_000_000
 AUDITOR_ROLES = (Role.REGULATOR, Role.CUSTODIAN)  # may read every transaction's metadata
+LOG_ROUTES = "/v1/log/"  # the only routes a peer's node key may call
 
 
 @dataclass(frozen=True)
 class Caller:
-    """An authenticated caller: an organization member (with its org's roles) or an enrolled citizen."""
+    """An authenticated caller: an organization member (with its org's roles), an enrolled citizen,
+    or a peer of the network (``node`` set; log routes only)."""
 
     key: bytes
     org: str | None
     roles: frozenset[Role]
     request_digest: bytes = b""  # SHA-256 of the signed request message
+    node: str | None = None  # the node id, when the key is a node key
 
     @property
     def is_citizen(self) -> bool:
-        return self.org is None
+        return self.org is None and self.node is None
 
     def has_role(self, *roles: Role) -> bool:
         return any(role in self.roles for role in roles)
@@ -107,15 +116,27 @@ async def authenticate(request: Request) -> Caller:
         verified = verify_request(request.headers, request.method, _request_target(request), body, now_ms=now_ms)
     except RequestAuthError as exc:
         raise ApiError("unauthenticated", str(exc)) from None
-    signer = resolve_signer(request.app.state.peer.store.state, verified.public_key)
-    if signer is None:
+    store = request.app.state.peer.store
+    signer = resolve_signer(store.state, verified.public_key)
+    node = None if signer is not None else store.read_state(node_key_holder(verified.public_key))
+    if signer is None and node is None:
         raise ApiError("unauthenticated", f"key {verified.public_key.hex()} is not a member of the network")
+    if node is not None and not request.scope["path"].startswith(LOG_ROUTES):
+        raise ApiError("forbidden", f"node {node['node']!r} signs as a peer: a node key may read the log routes ({LOG_ROUTES}) only")
     guard: ReplayGuard = request.app.state.replay_guard
     guard.check(verified.public_key, verified.nonce, now_ms)
+    if node is not None:
+        return Caller(key=verified.public_key, org=None, roles=frozenset(), request_digest=verified.digest, node=node["node"])
     return Caller(key=signer.key, org=signer.org, roles=signer.roles, request_digest=verified.digest)
 
 
 CallerDep = Annotated[Caller, Depends(authenticate)]
+
+
+def require_log_reader(caller: Caller) -> None:
+    """The whole log (entries, headers, blocks) is for auditors, and for peers fetching blocks they miss."""
+    if caller.node is None:
+        require_role(caller, *AUDITOR_ROLES)
 
 
 def require_role(caller: Caller, *roles: Role) -> None:

@@ -43,7 +43,7 @@ VEHICLE, TRAFFIC = "vehicle.registration", "traffic.violation"
 PROVIDER_ORG = "jinan-psb"
 MARKER = "MARKER-7c1e9a"  # only inside the subject's sealed record payload: must never appear in clear
 
-ROLES = ("subject", "other_citizen", "consumer", "other_consumer", "provider", "regulator", "custodian", "unknown_key", "unsigned")
+ROLES = ("subject", "other_citizen", "consumer", "other_consumer", "provider", "regulator", "custodian", "unknown_key", "unsigned", "peer")
 CITIZENS = ("subject", "other_citizen")
 AUDITORS = ("regulator", "custodian")
 
@@ -51,42 +51,44 @@ AUDITORS = ("regulator", "custodian")
 # route's own parameter names, so the part before "?" is the route as the OpenAPI document names it.
 # The consumer holds an active consent from the subject; the other consumer holds one from the other
 # citizen only; the provider published the subject's records; the custodian is also the identity
-# authority and a regulator.
-#                                                   subject other  cons.  other  prov.  regul. custod. unknown unsigned
+# authority and a regulator; the peer signs with a node key of the network (log routes only).
+#                                                   subject other  cons.  other  prov.  regul. custod. unknown unsigned peer
 MATRIX: dict[str, tuple[int, ...]] = {
-    "GET /healthz":                                   (200,   200,   200,   200,   200,   200,   200,   200,    200),
-    "GET /v1/network":                                (200,   200,   200,   200,   200,   200,   200,   401,    401),
-    "GET /v1/log/checkpoint":                         (200,   200,   200,   200,   200,   200,   200,   401,    401),
-    "GET /v1/log/entries?start=0&end=5":              (403,   403,   403,   403,   403,   200,   200,   401,    401),
-    "GET /v1/log/proof/inclusion?index=0&tree_size=2": (200,  200,   200,   200,   200,   200,   200,   401,    401),
-    "GET /v1/log/proof/consistency?first=1&second=2": (200,   200,   200,   200,   200,   200,   200,   401,    401),
-    "GET /v1/log/headers?start=0&end=2":              (403,   403,   403,   403,   403,   200,   200,   401,    401),
-    "GET /v1/log/blocks/{height}":                    (403,   403,   403,   403,   403,   200,   200,   401,    401),
-    "POST /v1/transactions":                          (200,   200,   200,   200,   200,   200,   200,   401,    401),
-    "GET /v1/transactions/{tx_id}":                   (200,   404,   404,   404,   404,   200,   200,   401,    401),
-    "POST /v1/records":                               (403,   403,   403,   403,   200,   403,   403,   401,    401),
-    "GET /v1/records":                                (200,   200,   403,   403,   200,   400,   400,   401,    401),
-    "GET /v1/records?subject={subject}":              (200,   403,   403,   403,   403,   200,   200,   401,    401),
-    "GET /v1/records/{record_id}":                    (200,   404,   404,   404,   200,   200,   200,   401,    401),
-    "GET /v1/corrections":                            (200,   200,   403,   403,   200,   200,   200,   401,    401),
-    "GET /v1/consents":                               (200,   200,   200,   200,   403,   200,   200,   401,    401),
-    "GET /v1/consents?subject={subject}":             (200,   200,   200,   200,   403,   200,   200,   401,    401),
-    "GET /v1/consents/{consent_id}":                  (200,   404,   200,   404,   404,   200,   200,   401,    401),
-    "POST /v1/access":                                (200,   403,   200,   403,   403,   403,   403,   401,    401),
-    "GET /v1/access":                                 (200,   200,   200,   200,   403,   200,   200,   401,    401),
-    "GET /v1/access?subject={subject}":               (200,   403,   200,   200,   403,   200,   200,   401,    401),
-    "GET /v1/access?consumer={consumer}":             (200,   200,   200,   403,   403,   200,   200,   401,    401),
-    "POST /v1/modules":                               (403,   403,   200,   200,   403,   403,   403,   401,    401),
-    "GET /v1/modules/{module_hash}":                  (200,   200,   200,   200,   200,   200,   200,   401,    401),
-    "POST /v1/compute":                               (403,   403,   200,   403,   403,   403,   403,   401,    401),
-    "POST /v1/compute/replay":                        (403,   403,   403,   403,   403,   200,   200,   401,    401),
-    "POST /v1/keysets":                               (403,   403,   200,   200,   200,   200,   200,   401,    401),
-    "GET /v1/keysets/{keyset_id}":                    (403,   403,   200,   200,   200,   200,   200,   401,    401),
-    "POST /v1/aggregates":                            (403,   403,   403,   403,   403,   403,   403,   401,    401),
-    "GET /v1/aggregates/{aggregate_id}":              (404,   404,   200,   404,   200,   200,   200,   401,    401),
-    "POST /v1/aggregates/{aggregate_id}/shares":      (403,   403,   200,   200,   200,   200,   200,   401,    401),
-    "GET /v1/privacy/budgets/{data_type}":            (403,   403,   200,   200,   200,   200,   200,   401,    401),
+    "GET /healthz":                                   (200,   200,   200,   200,   200,   200,   200,   200,    200,  200),
+    "GET /metrics":                                   (200,   200,   200,   200,   200,   200,   200,   200,    200,  200),  # scrapers don't sign; counts only
+    "GET /v1/network":                                (200,   200,   200,   200,   200,   200,   200,   401,    401,  403),
+    "GET /v1/log/checkpoint":                         (200,   200,   200,   200,   200,   200,   200,   401,    401,  200),
+    "GET /v1/log/entries?start=0&end=5":              (403,   403,   403,   403,   403,   200,   200,   401,    401,  200),
+    "GET /v1/log/proof/inclusion?index=0&tree_size=2": (200,  200,   200,   200,   200,   200,   200,   401,    401,  200),
+    "GET /v1/log/proof/consistency?first=1&second=2": (200,   200,   200,   200,   200,   200,   200,   401,    401,  200),
+    "GET /v1/log/headers?start=0&end=2":              (403,   403,   403,   403,   403,   200,   200,   401,    401,  200),
+    "GET /v1/log/blocks/{height}":                    (403,   403,   403,   403,   403,   200,   200,   401,    401,  200),
+    "POST /v1/transactions":                          (200,   200,   200,   200,   200,   200,   200,   401,    401,  403),
+    "GET /v1/transactions/{tx_id}":                   (200,   404,   404,   404,   404,   200,   200,   401,    401,  403),
+    "POST /v1/records":                               (403,   403,   403,   403,   200,   403,   403,   401,    401,  403),
+    "GET /v1/records":                                (200,   200,   403,   403,   200,   400,   400,   401,    401,  403),
+    "GET /v1/records?subject={subject}":              (200,   403,   403,   403,   403,   200,   200,   401,    401,  403),
+    "GET /v1/records/{record_id}":                    (200,   404,   404,   404,   200,   200,   200,   401,    401,  403),
+    "GET /v1/corrections":                            (200,   200,   403,   403,   200,   200,   200,   401,    401,  403),
+    "GET /v1/consents":                               (200,   200,   200,   200,   403,   200,   200,   401,    401,  403),
+    "GET /v1/consents?subject={subject}":             (200,   200,   200,   200,   403,   200,   200,   401,    401,  403),
+    "GET /v1/consents/{consent_id}":                  (200,   404,   200,   404,   404,   200,   200,   401,    401,  403),
+    "POST /v1/access":                                (200,   403,   200,   403,   403,   403,   403,   401,    401,  403),
+    "GET /v1/access":                                 (200,   200,   200,   200,   403,   200,   200,   401,    401,  403),
+    "GET /v1/access?subject={subject}":               (200,   403,   200,   200,   403,   200,   200,   401,    401,  403),
+    "GET /v1/access?consumer={consumer}":             (200,   200,   200,   403,   403,   200,   200,   401,    401,  403),
+    "POST /v1/modules":                               (403,   403,   200,   200,   403,   403,   403,   401,    401,  403),
+    "GET /v1/modules/{module_hash}":                  (200,   200,   200,   200,   200,   200,   200,   401,    401,  403),
+    "POST /v1/compute":                               (403,   403,   200,   403,   403,   403,   403,   401,    401,  403),
+    "POST /v1/compute/replay":                        (403,   403,   403,   403,   403,   200,   200,   401,    401,  403),
+    "POST /v1/keysets":                               (403,   403,   200,   200,   200,   200,   200,   401,    401,  403),
+    "GET /v1/keysets/{keyset_id}":                    (403,   403,   200,   200,   200,   200,   200,   401,    401,  403),
+    "POST /v1/aggregates":                            (403,   403,   403,   403,   403,   403,   403,   401,    401,  403),
+    "GET /v1/aggregates/{aggregate_id}":              (404,   404,   200,   404,   200,   200,   200,   401,    401,  403),
+    "POST /v1/aggregates/{aggregate_id}/shares":      (403,   403,   200,   200,   200,   200,   200,   401,    401,  403),
+    "GET /v1/privacy/budgets/{data_type}":            (403,   403,   200,   200,   200,   200,   200,   401,    401,  403),
 }
+PLAIN_TEXT = {"GET /metrics"}  # Prometheus text exposition, not JSON
 ERROR_CODES = {400: "invalid_argument", 401: "unauthenticated", 403: "forbidden", 404: "not_found"}
 SPECIAL_CODES = {
     ("POST /v1/access", "other_consumer"): "no_consent",  # refused by the consent check, and recorded
@@ -157,6 +159,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             "custodian": net.admin_key(AUTHORITY),
             "unknown_key": KeyPair.generate(),
             "unsigned": None,
+            "peer": net.node.peer.node_key,  # a node key of the network, as a peer catching up signs
         }
         identity = {
             "subject": subject.key.public_key.hex(),
@@ -303,7 +306,7 @@ def test_cell(world, probe, role):
     response = call(world, probe, role)
     expected = MATRIX[probe][ROLES.index(role)]
     assert response.status_code == expected, response.text
-    body = response.json()
+    body = response.json() if route_of(probe) not in PLAIN_TEXT else {}
     if expected >= 400:
         assert list(body) == ["error"]
         assert body["error"]["code"] == SPECIAL_CODES.get((probe, role), ERROR_CODES[expected])

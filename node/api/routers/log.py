@@ -2,7 +2,8 @@
 
 Every route needs a signed request (docs/PROTOCOL.md §10.1). Checkpoints and
 proofs reveal only hashes, so any authenticated caller may ask; entries and block
-headers expose every transaction's metadata, so only regulators and custodians may.
+headers expose every transaction's metadata, so only regulators and custodians
+may, and the network's peers (signing with their node keys) to catch up.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from fastapi import APIRouter, Depends, Query
 from ledger.block import BlockHeader
 from ledger.merkle import ProofBuilder, hash_leaf
 from ledger.rules import Code
-from node.api.auth import AUDITOR_ROLES, CallerDep, require_role
+from node.api.auth import CallerDep, require_log_reader
 from node.api.dependencies import PeerDep, committed_head
 from node.api.errors import ApiError
 
@@ -63,8 +64,8 @@ def get_entries(
     start: Annotated[int, Query(ge=0)],
     end: Annotated[int, Query(ge=1)],
 ) -> dict:
-    """Leaves start..end-1; the page is clipped to MAX_ENTRIES_PER_PAGE and to the log size. Auditors only."""
-    require_role(caller, *AUDITOR_ROLES)
+    """Leaves start..end-1; the page is clipped to MAX_ENTRIES_PER_PAGE and to the log size. Auditors and peers only."""
+    require_log_reader(caller)
     size = committed_head(peer).tree_size
     if end <= start:
         raise ApiError("invalid_argument", f"end ({end}) must be greater than start ({start})")
@@ -138,11 +139,11 @@ def get_headers(
     start: Annotated[int, Query(ge=0)],
     end: Annotated[int, Query(ge=1)],
 ) -> dict:
-    """Canonical header bytes of blocks start..end-1 (clipped to MAX_ENTRIES_PER_PAGE and the chain). Auditors only.
+    """Canonical header bytes of blocks start..end-1 (clipped to MAX_ENTRIES_PER_PAGE and the chain). Auditors and peers only.
 
     With them an auditor checks the hash chain up to a signed checkpoint and takes each
     leaf's validity code and block time from the headers themselves."""
-    require_role(caller, *AUDITOR_ROLES)
+    require_log_reader(caller)
     height = committed_head(peer).height
     if end <= start or start > height:
         raise ApiError("invalid_argument", f"need start < end and start <= the chain height ({height})")
@@ -152,8 +153,8 @@ def get_headers(
 
 @router.get("/blocks/{height}")
 def get_block(caller: CallerDep, peer: PeerDep, height: int) -> dict:
-    """A block header (and its canonical bytes) so auditors can check the hash chain. Auditors only."""
-    require_role(caller, *AUDITOR_ROLES)
+    """A block header (and its canonical bytes) so auditors can check the hash chain. Auditors and peers only."""
+    require_log_reader(caller)
     head = committed_head(peer)
     if not 0 <= height <= head.height:
         raise ApiError("not_found", f"no block {height}; the chain height is {head.height}")
