@@ -4,7 +4,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test bench bench-access bench-he bench-sandbox clean
+.PHONY: setup demo test bench bench-access bench-consortium bench-he bench-sandbox clean
 
 setup:
 	@scripts/setup.sh
@@ -18,6 +18,7 @@ test: setup
 bench: setup
 	@$(PY) -m bench.ledger_bench $(BENCH_ARGS)
 bench-access: setup ; @$(PY) -m bench.access_bench $(BENCH_ARGS)
+bench-consortium: setup ; @$(PY) -m bench.consortium_bench $(BENCH_ARGS)
 bench-he: setup ; @$(PY) -m bench.he_bench $(BENCH_ARGS)
 bench-sandbox: setup ; @$(PY) -m bench.sandbox_bench $(BENCH_ARGS)
 

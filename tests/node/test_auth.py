@@ -227,8 +227,9 @@ def test_the_sdk_signs_every_request(peer, app, dev_config):
             assert (refused.value.status, refused.value.code) == (403, "forbidden")
 
 
-def test_every_route_but_healthz_refuses_an_unsigned_request(app, raw):
-    """A guard for new routers: every documented operation answers an unsigned call with 401."""
+def test_every_route_but_healthz_and_metrics_refuses_an_unsigned_request(app, raw):
+    """A guard for new routers: every documented operation answers an unsigned call with 401 — but the
+    liveness probe and the Prometheus scrape, which carry no data (counts only)."""
     answered = {}
     for path, operations in app.openapi()["paths"].items():
         concrete = re.sub(r"\{[^}]+\}", "0", path)
@@ -236,6 +237,7 @@ def test_every_route_but_healthz_refuses_an_unsigned_request(app, raw):
             response = raw.request(method.upper(), concrete, content=b"{}", headers={"content-type": "application/json"})
             answered[f"{method.upper()} {path}"] = response.status_code
     assert answered.pop("GET /healthz") == 200
+    assert answered.pop("GET /metrics") == 200
     assert answered and all(status == 401 for status in answered.values()), answered
 
 

@@ -1,0 +1,562 @@
+"""Consortium benchmark: 3 peers ordered by a 3-member etcd cluster, all real processes on this machine.
+
+    make bench-consortium                                    # the full sweep, ~4-5 minutes
+    make bench-consortium BENCH_ARGS="--quick"               # two levels, one run each: smoke run
+    make bench-consortium BENCH_ARGS="--rates 1000,2000 --runs 5 --seconds 10"
+
+Why it is built this way: the claim to check is "throughput and commit latency
+from submission to commit on ALL peers", so the network is exactly what
+``qcl network up`` starts (node/localnet.py: 3 etcd members and ``--peers``
+peers, each ``qcl node start`` in its own process with its own data directory,
+LevelDB with synced writes, the etcd orderer), and the load arrives over HTTP
+like any client's. Everything that is not the system under test is kept off the
+clock or made cheap:
+
+- the workload (citizen enrollments, two Ed25519 signatures each, signed by the
+  identity authority and the citizen) is signed before any timing on every core
+  (:func:`bench.ledger_bench.make_workload`), and every request body is
+  pre-built; only the request signature (one Ed25519 signature per request of
+  ``--per-request`` transactions) is made at send time;
+- the load is open-loop: request ``i`` is due at ``t0 + i * per_request / rate``
+  and goes round-robin to the peers; latency counts from when it was due, so a
+  generator that falls behind cannot hide queueing (at most ``--backlog-s``
+  seconds of offered load are in flight; beyond that the generator waits, and
+  that wait counts too);
+- commit on the submitting peer is the moment its API answer arrives (the API
+  answers only after the synced block write); commit on every other peer is the
+  first poll of its ``/healthz`` that shows a height at or above the
+  transaction's block (every peer builds the same blocks, so the submitting
+  peer's answer names the height everywhere). Polls go every ``--poll-ms`` over
+  one kept-alive connection per peer with a few lines of asyncio instead of an
+  HTTP library; their cost is measured on the idle network and printed. A
+  commit is seen at most one poll interval (plus one round trip) late, so the
+  all-peer figures are upper bounds by up to that much;
+- "ordered" is when the batch holding the transaction reached this process
+  through its own etcd watch of the stream key (one more watcher, values not
+  decoded), and "etcd put" is a small put on a side key every 100 ms: together
+  they split the latency into ordering and committing.
+
+Per level and run: after ``--warmup`` seconds, the window of ``--seconds``
+seconds counts. Throughput is the transactions whose commit on ALL peers falls
+in the window, divided by its length; latency percentiles are over the
+transactions due in the window (each followed until every peer committed it).
+Also per window: blocks and transactions per block and the peers' mean block
+commit time (from their /metrics), the etcd leader's WAL fsync and backend
+commit means (its /metrics), and CPU by component (from /proc: each peer with its
+precheck worker processes, each etcd member, this process) as % of one core.
+Every figure is the median over ``--runs`` runs; the sweep is repeated run by
+run (levels interleaved) so that a slow minute on the shared machine spreads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import bisect
+import json
+import os
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+from urllib.parse import urlsplit
+
+import httpx
+
+from bench.access_bench import cpu_seconds, percentile_ms
+from bench.ledger_bench import make_workload
+from ledger.request_auth import sign_request
+from node.consortium import Consortium
+from node.devnet import DEV_CUSTODIAN
+from node.etcd_cluster import EtcdCluster
+from node.localnet import ETCD_DIR, start_network, stop_network
+from node.ordering.etcd import BATCH_TIMEOUT_S, MAX_BATCH_BYTES, stream_key
+from node.runtime import clock_ms
+
+__all__ = ["main"]
+
+SUBMIT_PATH = "/v1/transactions"
+BATCH_TXS = 2000  # node.runtime.open_peer's max_batch_txs, which `qcl node start` keeps
+PROBE_EVERY_S = 0.1
+DRAIN_TIMEOUT_S = 60.0
+IDLE_SAMPLE_S = 3.0
+
+
+# --- measuring without disturbing ----------------------------------------------------------
+
+
+class KeepAliveGet:
+    """GETs over one kept-alive HTTP/1.1 connection, parsed by hand: a poll costs this process tens of
+    microseconds instead of the ~0.5 ms of an HTTP library, so frequent polls stay cheap on 2 cores."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 80
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def get(self, path: str) -> bytes:
+        if self._writer is None:
+            self._reader, self._writer = await asyncio.open_connection(self._host, self._port)
+        assert self._reader is not None
+        self._writer.write(f"GET {path} HTTP/1.1\r\nHost: {self._host}\r\n\r\n".encode())
+        head = await self._reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        length = next(int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:"))
+        body = await self._reader.readexactly(length)
+        if not lines[0].split()[1] == "200":
+            raise RuntimeError(f"GET {path} answered {lines[0]}")
+        return body
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+@dataclass
+class HeightTrace:
+    """A peer's heights as polled: ``times[i]`` (monotonic, when the answer arrived), ``heights[i]``."""
+
+    times: list[float] = field(default_factory=list)
+    heights: list[int] = field(default_factory=list)
+
+    def seen_at(self, height: int) -> float | None:
+        """When a poll first showed ``height`` or more (None: never)."""
+        index = bisect.bisect_left(self.heights, height)
+        return self.times[index] if index < len(self.times) else None
+
+
+async def poll_heights(url: str, trace: HeightTrace, every_s: float) -> None:
+    """Poll ``url``/healthz every ``every_s`` until cancelled; heights are kept non-decreasing for bisecting."""
+    connection = KeepAliveGet(url)
+    try:
+        while True:
+            started = time.monotonic()
+            height = json.loads(await connection.get("/healthz"))["height"]
+            trace.times.append(time.monotonic())
+            trace.heights.append(max(height, trace.heights[-1] if trace.heights else height))
+            await asyncio.sleep(max(0.0, started + every_s - time.monotonic()))
+    finally:
+        await connection.close()
+
+
+async def watch_stream(endpoint: str, key: bytes, start_revision: int, seen: dict[int, float]) -> None:
+    """Until cancelled: when each batch (stream version = block height) reached this process through an etcd watch."""
+    body = {"create_request": {"key": base64.b64encode(key).decode(), "start_revision": str(start_revision)}}
+    async with httpx.AsyncClient(timeout=httpx.Timeout(5.0, read=None)) as client:
+        async with client.stream("POST", f"{endpoint}/v3/watch", json=body) as response:
+            async for line in response.aiter_lines():
+                arrived = time.monotonic()
+                for event in json.loads(line).get("result", {}).get("events") or []:
+                    seen.setdefault(int(event["kv"]["version"]), arrived)
+
+
+async def probe_puts(endpoint: str, samples: list[float]) -> None:
+    """Until cancelled: time a small put on a side key every PROBE_EVERY_S — etcd's own latency under the load."""
+    body = {"key": base64.b64encode(b"/qcl-bench/probe").decode(), "value": base64.b64encode(b"x").decode()}
+    async with httpx.AsyncClient(timeout=10) as client:
+        while True:
+            started = time.monotonic()
+            (await client.post(f"{endpoint}/v3/kv/put", json=body)).raise_for_status()
+            samples.append(time.monotonic() - started)
+            await asyncio.sleep(max(0.0, started + PROBE_EVERY_S - time.monotonic()))
+
+
+async def cancel(tasks: Sequence[asyncio.Future[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def prometheus_values(text: str, names: Sequence[str]) -> dict[str, float]:
+    """The sum of each metric's samples in ``names``; transaction counts only of valid ones."""
+    found = dict.fromkeys(names, 0.0)
+    for line in text.splitlines():
+        metric, _, value = line.rpartition(" ")
+        name = metric.split("{", 1)[0]
+        if name in found and not line.startswith("#") and 'outcome="invalid"' not in metric:
+            found[name] += float(value)
+    return found
+
+
+PEER_METRICS = ("qcl_blocks_committed_total", "qcl_transactions_committed_total", "qcl_block_commit_seconds_sum")
+ETCD_METRICS = (
+    "etcd_disk_wal_fsync_duration_seconds_sum", "etcd_disk_wal_fsync_duration_seconds_count",
+    "etcd_disk_backend_commit_duration_seconds_sum", "etcd_disk_backend_commit_duration_seconds_count",
+)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Counters at one edge of a window."""
+
+    at: float
+    cpu: dict[str, float]  # component name -> CPU seconds so far
+    peers: dict[str, dict[str, float]]
+    etcd: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Network:
+    """What the benchmark needs of the running consortium."""
+
+    consortium: Consortium
+    peer_urls: tuple[str, ...]
+    peer_pids: dict[str, int]
+    etcd_pids: dict[str, int]
+    etcd_endpoints: tuple[str, ...]
+    leader_endpoint: str
+
+
+async def snapshot(network: Network) -> Snapshot:
+    processes = {**network.peer_pids, **network.etcd_pids}
+    cpu = await asyncio.to_thread(lambda: {name: cpu_seconds(pid) or 0.0 for name, pid in processes.items()})
+    cpu["bench"] = time.process_time()
+    peers = {}
+    for node_id, url in zip(network.peer_pids, network.peer_urls):
+        connection = KeepAliveGet(url)
+        peers[node_id] = prometheus_values((await connection.get("/metrics")).decode(), PEER_METRICS)
+        await connection.close()
+    connection = KeepAliveGet(network.leader_endpoint)
+    etcd = prometheus_values((await connection.get("/metrics")).decode(), ETCD_METRICS)
+    await connection.close()
+    return Snapshot(time.monotonic(), cpu, peers, etcd)
+
+
+# --- the load --------------------------------------------------------------------------------
+
+
+@dataclass
+class Request:
+    """One submission: due at ``due`` (monotonic), to peer ``peer``; filled in when answered."""
+
+    peer: int
+    due: float
+    body: bytes
+    count: int
+    answered: float | None = None
+    heights: list[int] = field(default_factory=list)
+    failures: int = 0
+
+
+@dataclass(frozen=True)
+class Level:
+    rate: int
+    per_request: int
+    seconds: float
+    warmup: float
+    backlog_s: float
+
+
+async def send(client: httpx.AsyncClient, url: str, key: Any, request: Request, in_flight: asyncio.Semaphore) -> None:
+    try:
+        headers = sign_request(key, "POST", SUBMIT_PATH.encode(), request.body, time_ms=clock_ms())
+        response = await client.post(url + SUBMIT_PATH, content=request.body, headers={**headers, "content-type": "application/json"})
+        request.answered = time.monotonic()
+        if response.status_code != 200:
+            request.failures = request.count
+            return
+        for result in response.json()["results"]:
+            if result["status"] == "committed":
+                request.heights.append(result["height"])
+            else:
+                request.failures += 1
+    except httpx.HTTPError:
+        request.answered, request.failures = time.monotonic(), request.count
+    finally:
+        for _ in range(request.count):
+            in_flight.release()
+
+
+async def offer(level: Level, bodies: Callable[[], bytes], network: Network, key: Any, t0: float) -> list[Request]:
+    """Send requests open-loop for warmup + seconds; returns them once every one is answered."""
+    interval = level.per_request / level.rate
+    total = int((level.warmup + level.seconds) / interval)
+    in_flight = asyncio.Semaphore(max(level.per_request, int(level.rate * level.backlog_s)))
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    clients = [httpx.AsyncClient(timeout=DRAIN_TIMEOUT_S + 30, limits=limits) for _ in network.peer_urls]
+    requests: list[Request] = []
+    tasks = []
+    try:
+        for index in range(total):
+            due = t0 + index * interval
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            for _ in range(level.per_request):
+                await in_flight.acquire()
+            peer = index % len(network.peer_urls)
+            request = Request(peer, due, bodies(), level.per_request)
+            requests.append(request)
+            tasks.append(asyncio.ensure_future(send(clients[peer], network.peer_urls[peer], key, request, in_flight)))
+        await asyncio.wait_for(asyncio.gather(*tasks), DRAIN_TIMEOUT_S)
+    finally:
+        for client in clients:
+            await client.aclose()
+    return requests
+
+
+# --- one level, one run ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Figures:
+    offered: int
+    sent_in_window: int
+    throughput: float
+    p50_ms: float
+    p99_ms: float
+    answer_p50_ms: float
+    ordered_p50_ms: float
+    failures: int
+    blocks: int
+    txs_per_block: float
+    block_commit_ms: float
+    probe_p50_ms: float
+    probe_p99_ms: float
+    wal_fsync_ms: float
+    backend_commit_ms: float
+    cpu: dict[str, float]  # component -> % of one core over the window
+
+
+async def run_level(level: Level, network: Network, bodies: Callable[[], bytes], key: Any, poll_s: float) -> Figures:
+    traces = [HeightTrace() for _ in network.peer_urls]
+    ordered: dict[int, float] = {}
+    probes: list[float] = []
+    revision = await current_revision(network.etcd_endpoints[0])
+    helpers = [asyncio.ensure_future(poll_heights(url, trace, poll_s)) for url, trace in zip(network.peer_urls, traces)]
+    helpers.append(asyncio.ensure_future(watch_stream(network.etcd_endpoints[0], stream_key(network.consortium.network), revision + 1, ordered)))
+    helpers.append(asyncio.ensure_future(probe_puts(network.etcd_endpoints[0], probes)))
+    t0 = time.monotonic() + 0.2
+    window = (t0 + level.warmup, t0 + level.warmup + level.seconds)
+    edges: list[Snapshot] = []
+
+    async def snap_at(when: float) -> None:
+        await asyncio.sleep(max(0.0, when - time.monotonic()))
+        edges.append(await snapshot(network))
+
+    snapping = asyncio.ensure_future(asyncio.gather(snap_at(window[0]), snap_at(window[1])))
+    try:
+        requests = await offer(level, bodies, network, key, t0)
+        await snapping
+        top = max((h for r in requests for h in r.heights), default=0)
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        while any(not t.heights or t.heights[-1] < top for t in traces) and time.monotonic() < deadline:
+            await asyncio.sleep(poll_s)
+    finally:
+        await cancel(helpers)
+    return figures(level, requests, traces, ordered, probes, edges, window)
+
+
+async def current_revision(endpoint: str) -> int:
+    async with httpx.AsyncClient(timeout=5) as client:
+        answer = (await client.post(f"{endpoint}/v3/kv/range", json={"key": base64.b64encode(b"/").decode()})).json()
+    return int(answer["header"]["revision"])
+
+
+def figures(
+    level: Level, requests: list[Request], traces: list[HeightTrace], ordered: dict[int, float],
+    probes: list[float], edges: list[Snapshot], window: tuple[float, float],
+) -> Figures:
+    all_peers, answer, order, committed_in_window = [], [], [], 0
+    for request in requests:
+        for height in request.heights:
+            seen = [trace.seen_at(height) for peer, trace in enumerate(traces) if peer != request.peer]
+            done = None if None in seen else max([request.answered or 0.0, *seen])  # type: ignore[type-var]
+            if done is not None and window[0] <= done < window[1]:
+                committed_in_window += 1
+            if window[0] <= request.due < window[1]:
+                all_peers.append(float("inf") if done is None else done - request.due)
+                answer.append((request.answered or float("inf")) - request.due)
+                if height in ordered:
+                    order.append(ordered[height] - request.due)
+    start, end = edges
+    seconds = end.at - start.at
+    blocks = statistics.median(end.peers[p]["qcl_blocks_committed_total"] - start.peers[p]["qcl_blocks_committed_total"] for p in start.peers)
+    txs = statistics.median(end.peers[p]["qcl_transactions_committed_total"] - start.peers[p]["qcl_transactions_committed_total"] for p in start.peers)
+    commit_s = statistics.median(end.peers[p]["qcl_block_commit_seconds_sum"] - start.peers[p]["qcl_block_commit_seconds_sum"] for p in start.peers)
+
+    def mean_ms(name: str) -> float:
+        count = end.etcd[f"{name}_count"] - start.etcd[f"{name}_count"]
+        return 1000 * (end.etcd[f"{name}_sum"] - start.etcd[f"{name}_sum"]) / count if count else float("nan")
+
+    probes.sort()
+    return Figures(
+        offered=level.rate,
+        sent_in_window=sum(r.count for r in requests if window[0] <= r.due < window[1]),
+        throughput=committed_in_window / (window[1] - window[0]),
+        p50_ms=percentile_ms(sorted(all_peers), 0.50),
+        p99_ms=percentile_ms(sorted(all_peers), 0.99),
+        answer_p50_ms=percentile_ms(sorted(answer), 0.50),
+        ordered_p50_ms=percentile_ms(sorted(order), 0.50),
+        failures=sum(r.failures for r in requests),
+        blocks=round(blocks),
+        txs_per_block=txs / blocks if blocks else 0.0,
+        block_commit_ms=1000 * commit_s / blocks if blocks else float("nan"),
+        probe_p50_ms=percentile_ms(probes, 0.50),
+        probe_p99_ms=percentile_ms(probes, 0.99),
+        wal_fsync_ms=mean_ms("etcd_disk_wal_fsync_duration_seconds"),
+        backend_commit_ms=mean_ms("etcd_disk_backend_commit_duration_seconds"),
+        cpu={name: 100 * (end.cpu[name] - start.cpu[name]) / seconds for name in start.cpu},
+    )
+
+
+# --- the measurement's own cost ------------------------------------------------------------
+
+
+async def polling_cost(network: Network, poll_s: float) -> tuple[float, float]:
+    """CPU (% of one core) the idle network uses without polls and with them, over IDLE_SAMPLE_S each."""
+
+    async def idle_cpu(polling: bool) -> float:
+        pollers = [asyncio.ensure_future(poll_heights(url, HeightTrace(), poll_s)) for url in network.peer_urls] if polling else []
+        await asyncio.sleep(0.3)
+        before = sum(cpu_seconds(pid) or 0.0 for pid in network.peer_pids.values()) + time.process_time()
+        await asyncio.sleep(IDLE_SAMPLE_S)
+        after = sum(cpu_seconds(pid) or 0.0 for pid in network.peer_pids.values()) + time.process_time()
+        await cancel(pollers)
+        return 100 * (after - before) / IDLE_SAMPLE_S
+
+    return await idle_cpu(False), await idle_cpu(True)
+
+
+# --- reporting -------------------------------------------------------------------------------
+
+
+def median_figures(runs: list[Figures]) -> Figures:
+    """Field by field median of the runs (CPU component by component)."""
+    values: dict[str, Any] = {}
+    for name in Figures.__dataclass_fields__:
+        if name == "cpu":
+            values[name] = {k: statistics.median(r.cpu[k] for r in runs) for k in runs[0].cpu}
+        else:
+            middle = statistics.median(getattr(r, name) for r in runs)
+            values[name] = round(middle) if isinstance(getattr(runs[0], name), int) else middle
+    return Figures(**values)
+
+
+HEADER = (
+    f"{'offered':>8} {'sent/s':>7} {'all-peer tx/s':>13} {'p50 ms':>7} {'p99 ms':>7} {'answer p50':>10} {'ordered p50':>11} "
+    f"{'fail':>5} {'blocks/s':>8} {'tx/block':>8} {'block ms':>8} {'put p50/p99 ms':>14} {'fsync ms':>8} "
+    f"{'peers %':>7} {'etcd %':>6} {'bench %':>7}"
+)
+
+
+def row(f: Figures, seconds: float) -> str:
+    peers = sum(v for k, v in f.cpu.items() if k.startswith("peer"))
+    etcd = sum(v for k, v in f.cpu.items() if k.startswith("etcd"))
+    return (
+        f"{f.offered:>8,} {f.sent_in_window / seconds:>7,.0f} {f.throughput:>13,.0f} {f.p50_ms:>7.0f} {f.p99_ms:>7.0f} "
+        f"{f.answer_p50_ms:>10.0f} {f.ordered_p50_ms:>11.0f} {f.failures:>5} {f.blocks / seconds:>8.1f} {f.txs_per_block:>8.1f} "
+        f"{f.block_commit_ms:>8.1f} {f'{f.probe_p50_ms:.1f}/{f.probe_p99_ms:.1f}':>14} {f.wal_fsync_ms:>8.2f} "
+        f"{peers:>7.0f} {etcd:>6.0f} {f.cpu['bench']:>7.0f}"
+    )
+
+
+def verdict(best: Figures) -> str:
+    met = best.throughput >= 5000 and best.p50_ms < 250 and best.p99_ms < 1000
+    return (
+        f"target ≥ 5,000 tx/s committed on all peers with p50 < 250 ms and p99 < 1 s: {'met' if met else 'NOT met'} "
+        f"(best level meeting the latency bounds: {best.throughput:,.0f} tx/s, p50 {best.p50_ms:.0f} ms, p99 {best.p99_ms:.0f} ms)"
+    )
+
+
+# --- setting up ------------------------------------------------------------------------------
+
+
+def start(root: Path, peers: int) -> Network:
+    consortium, _ = start_network(root, peers, time_ms=clock_ms())
+    record = json.loads((root / "network.json").read_text())
+    cluster = EtcdCluster.load(root / ETCD_DIR)
+    return Network(
+        consortium,
+        tuple(p["url"] for p in record["peers"]),
+        {p["name"]: p["pid"] for p in record["peers"]},
+        {m.name: m.pid for m in cluster.members if m.pid is not None},
+        tuple(cluster.endpoints),
+        cluster.leader().client_url,
+    )
+
+
+def request_body(envelopes: Sequence[bytes]) -> bytes:
+    return json.dumps({"transactions": [base64.b64encode(e).decode() for e in envelopes], "timeout_ms": 60_000}).encode()
+
+
+def request_bodies(envelopes: list[bytes], per_request: int) -> Callable[[], bytes]:
+    """Pre-built JSON bodies of ``per_request`` envelopes each, handed out in order."""
+    bodies = iter([request_body(envelopes[i : i + per_request]) for i in range(0, len(envelopes) - per_request + 1, per_request)])
+    return lambda: next(bodies)
+
+
+async def sweep(args: argparse.Namespace, network: Network, envelopes: list[bytes]) -> None:
+    key = network.consortium.admin_key(DEV_CUSTODIAN)
+    bodies = request_bodies(envelopes, args.per_request)
+    idle, polled = await polling_cost(network, args.poll_ms / 1000)
+    print(f"measurement cost on the idle network (peers + this process): {idle:.1f} % of a core without polls, "
+          f"{polled:.1f} % with polls every {args.poll_ms} ms")
+    print("warm-up level (counts nowhere) …", flush=True)
+    await run_level(Level(min(args.rates), args.per_request, 2.0, 0.5, args.backlog_s), network, bodies, key, args.poll_ms / 1000)
+    results: dict[int, list[Figures]] = {rate: [] for rate in args.rates}
+    for run in range(1, args.runs + 1):
+        print(f"\nrun {run}/{args.runs}  (load average {os.getloadavg()[0]:.2f} before it)")
+        print(HEADER)
+        for rate in args.rates:
+            level = Level(rate, args.per_request, args.seconds, args.warmup, args.backlog_s)
+            results[rate].append(await run_level(level, network, bodies, key, args.poll_ms / 1000))
+            print(row(results[rate][-1], args.seconds), flush=True)
+            await asyncio.sleep(1.0)
+    print(f"\nmedian of {args.runs} run(s) per level")
+    print(HEADER)
+    medians = [median_figures(results[rate]) for rate in args.rates]
+    for figures_ in medians:
+        print(row(figures_, args.seconds))
+    print("\nCPU by component, median, % of one core (2 cores = 200 %):")
+    for figures_ in medians:
+        print(f"  offered {figures_.offered:>6,}: " + "  ".join(f"{name} {value:.0f}" for name, value in figures_.cpu.items()))
+    within = [f for f in medians if f.p50_ms < 250 and f.p99_ms < 1000] or medians
+    print("\n" + verdict(max(within, key=lambda f: f.throughput)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--peers", type=int, default=3, help="peers (etcd has 3 members)")
+    parser.add_argument("--rates", default="500,1000,1500,2500,5000", help="offered loads, tx/s")
+    parser.add_argument("--per-request", type=int, default=100, help="transactions per HTTP request")
+    parser.add_argument("--seconds", type=float, default=8.0, help="measured window per level and run")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds of load before each window")
+    parser.add_argument("--runs", type=int, default=3, help="runs of the whole sweep (median reported)")
+    parser.add_argument("--poll-ms", type=int, default=20, help="interval of the height polls of every peer")
+    parser.add_argument("--backlog-s", type=float, default=2.0, help="offered seconds allowed in flight before the generator waits")
+    parser.add_argument("--quick", action="store_true", help="levels 500 and 2000, one run of 3 s: a smoke run")
+    parser.add_argument("--dir", type=Path, default=None, help="consortium directory (default: a temporary one)")
+    args = parser.parse_args()
+    if args.quick:
+        args.rates, args.runs, args.seconds = "500,2000", 1, 3.0
+    args.rates = sorted(int(rate) for rate in args.rates.split(","))
+    root = args.dir or Path(tempfile.mkdtemp(prefix="qcl-consortium-bench-"))
+    print(f"machine: {os.cpu_count()} cores, load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}; directory {root}")
+    started = time.monotonic()
+    network = start(root, args.peers)
+    try:
+        print(f"network: {args.peers} peers ({', '.join(network.peer_pids)}), {len(network.etcd_pids)} etcd members "
+              f"(leader {network.leader_endpoint}); up in {time.monotonic() - started:.1f} s")
+        print(f"etcd orderer: a batch is cut at {BATCH_TXS} tx, {MAX_BATCH_BYTES:,} bytes or {1000 * BATCH_TIMEOUT_S:g} ms "
+              "after its first transaction; one put in flight per peer")
+        needed = int(sum(args.rates) * (args.seconds + args.warmup) * args.runs * 1.05) + 2 * min(args.rates) * 2 + 10 * args.per_request
+        print(f"workload: {needed:,} citizen.enroll transactions (2 Ed25519 signatures each), signed on every core …", flush=True)
+        signing = time.monotonic()
+        envelopes = make_workload("enroll", network.consortium.admin_key(DEV_CUSTODIAN), network.consortium.network, needed, [])
+        sizes = [len(e) for e in envelopes]
+        print(f"  done in {time.monotonic() - signing:.1f} s; envelope {statistics.mean(sizes):.0f} bytes, "
+              f"{args.per_request} per HTTP request ({len(request_body(envelopes[: args.per_request])):,} bytes of JSON)")
+        print(f"levels: {', '.join(f'{r:,}' for r in args.rates)} tx/s offered; {args.warmup:g} s warm-up + {args.seconds:g} s window each; "
+              f"{args.runs} run(s); height polls every {args.poll_ms} ms; up to {args.backlog_s:g} s of offered load in flight")
+        asyncio.run(sweep(args, network, envelopes))
+    finally:
+        stop_network(root)
+    print(f"\nwhole run {time.monotonic() - started:.0f} s; load average now {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
