@@ -12,7 +12,10 @@ setup:
 demo: setup
 	@$(PY) -m client.demo $(DEMO_ARGS)
 
+# The tests also start etcd clusters (the consortium's ordering service): installed from
+# Debian's etcd-server package when missing. The demo runs on an embedded node and needs none.
 test: setup
+	@bash scripts/setup-etcd.sh
 	@scripts/run-tests.sh
 
 bench: setup

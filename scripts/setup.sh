@@ -48,10 +48,3 @@ if [ ! -f "$stamp" ]; then
     rm -f .venv/.installed-*
     touch "$stamp"
 fi
-
-# The consortium's ordering service (qcl network up, the consortium fault tests) is etcd,
-# installed from Debian's etcd-server package when it is missing.
-if [ ! -x /usr/bin/etcd ] && ! command -v etcd >/dev/null 2>&1; then
-    echo "setup: etcd not found; installing it (scripts/setup-etcd.sh)"
-    bash scripts/setup-etcd.sh
-fi

@@ -71,7 +71,8 @@ class Faults:
             yield scenario
             assert scenario.heal_s is not None, f"{name} never healed"
             self.load.pause()
-            _, height = self.network.wait_converged(self.online, floor=0, since=time.monotonic(), timeout_s=HEAL_BOUND_S)
+            top = max(height for node_id in self.online if (height := self.network.height(node_id)) is not None)
+            self.network.wait_converged(self.online, floor=top, since=time.monotonic(), timeout_s=HEAL_BOUND_S)
             heads = {node_id: self.network.checkpoint(node_id) for node_id in self.online}
             assert len({(c.height, c.block_hash, c.root_hash) for c in heads.values() if c}) == 1 and None not in heads.values(), heads
             acknowledged = self.load.acknowledged()
@@ -120,7 +121,7 @@ class Scenario:
 @pytest.fixture(scope="module")
 def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
     root = tmp_path_factory.mktemp("faults")
-    network = ProcessConsortium.start(root, peers=len(FOUNDERS) + 1, online=FOUNDERS)
+    network = ProcessConsortium.launch(root, peers=len(FOUNDERS) + 1, online=FOUNDERS)
     load = WriteLoad(network, FOUNDERS, **LOAD)
     try:
         yield Faults(network, load, root / "heal_times.json")

@@ -65,7 +65,7 @@ class ProcessConsortium:
         self._read_up_to: dict[str, int] = {node_id: 0 for node_id in self.processes}
 
     @classmethod
-    def start(cls, root: Path, *, peers: int, online: Iterable[str]) -> ProcessConsortium:
+    def launch(cls, root: Path, *, peers: int, online: Iterable[str]) -> ProcessConsortium:
         """Create etcd (3 members) and a consortium of ``peers`` peers in ``root``; start the ``online`` ones."""
         cluster = EtcdCluster.start(root / "etcd", members=3)
         try:
