@@ -119,26 +119,35 @@ class KeepAliveGet:
 
 @dataclass
 class HeightTrace:
-    """A peer's heights as polled: ``times[i]`` (monotonic, when the answer arrived), ``heights[i]``."""
+    """Evidence of a peer's height: at ``times[i]`` (monotonic) it had committed ``heights[i]`` or more."""
 
     times: list[float] = field(default_factory=list)
     heights: list[int] = field(default_factory=list)
 
+    def merged(self, more: Sequence[tuple[float, int]]) -> HeightTrace:
+        """This evidence and ``more``, in time order, each height raised to the highest seen by then (for bisecting)."""
+        merged, top = HeightTrace(), -1
+        for at, height in sorted([*zip(self.times, self.heights), *more]):
+            top = max(top, height)
+            merged.times.append(at)
+            merged.heights.append(top)
+        return merged
+
     def seen_at(self, height: int) -> float | None:
-        """When a poll first showed ``height`` or more (None: never)."""
+        """When the evidence first showed ``height`` or more (None: never)."""
         index = bisect.bisect_left(self.heights, height)
         return self.times[index] if index < len(self.times) else None
 
 
 async def poll_heights(url: str, trace: HeightTrace, every_s: float) -> None:
-    """Poll ``url``/healthz every ``every_s`` until cancelled; heights are kept non-decreasing for bisecting."""
+    """Poll ``url``/healthz every ``every_s`` until cancelled."""
     connection = KeepAliveGet(url)
     try:
         while True:
             started = time.monotonic()
             height = json.loads(await connection.get("/healthz"))["height"]
             trace.times.append(time.monotonic())
-            trace.heights.append(max(height, trace.heights[-1] if trace.heights else height))
+            trace.heights.append(height)
             await asyncio.sleep(max(0.0, started + every_s - time.monotonic()))
     finally:
         await connection.close()
@@ -221,9 +230,8 @@ async def snapshot(network: Network) -> Snapshot:
         connection = KeepAliveGet(url)
         peers[node_id] = prometheus_values((await connection.get("/metrics")).decode(), PEER_METRICS)
         await connection.close()
-    connection = KeepAliveGet(network.leader_endpoint)
-    etcd = prometheus_values((await connection.get("/metrics")).decode(), ETCD_METRICS)
-    await connection.close()
+    async with httpx.AsyncClient(timeout=5) as client:  # etcd answers chunked: not for KeepAliveGet
+        etcd = prometheus_values((await client.get(f"{network.leader_endpoint}/metrics")).text, ETCD_METRICS)
     return Snapshot(time.monotonic(), cpu, peers, etcd)
 
 
@@ -360,10 +368,13 @@ def figures(
     level: Level, requests: list[Request], traces: list[HeightTrace], ordered: dict[int, float],
     probes: list[float], edges: list[Snapshot], window: tuple[float, float],
 ) -> Figures:
+    # Besides its polls, every answer of a peer shows that it had committed the answer's highest block by then.
+    answers = [[(r.answered, max(r.heights)) for r in requests if r.peer == peer and r.heights and r.answered] for peer in range(len(traces))]
+    evidence = [trace.merged(more) for trace, more in zip(traces, answers)]
     all_peers, answer, order, committed_in_window = [], [], [], 0
     for request in requests:
         for height in request.heights:
-            seen = [trace.seen_at(height) for peer, trace in enumerate(traces) if peer != request.peer]
+            seen = [trace.seen_at(height) for peer, trace in enumerate(evidence) if peer != request.peer]
             done = None if None in seen else max([request.answered or 0.0, *seen])  # type: ignore[type-var]
             if done is not None and window[0] <= done < window[1]:
                 committed_in_window += 1
@@ -526,7 +537,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="measured window per level and run")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of load before each window")
     parser.add_argument("--runs", type=int, default=3, help="runs of the whole sweep (median reported)")
-    parser.add_argument("--poll-ms", type=int, default=20, help="interval of the height polls of every peer")
+    parser.add_argument("--poll-ms", type=int, default=50, help="interval of the height polls of every peer")
     parser.add_argument("--backlog-s", type=float, default=2.0, help="offered seconds allowed in flight before the generator waits")
     parser.add_argument("--quick", action="store_true", help="levels 500 and 2000, one run of 3 s: a smoke run")
     parser.add_argument("--dir", type=Path, default=None, help="consortium directory (default: a temporary one)")

@@ -41,7 +41,7 @@ pytestmark = pytest.mark.slow
 HEAL_BOUND_S = 20.0  # generous: the point is "seconds", measured and printed; a loaded 2-core machine must not flake it
 FAULT_WAIT_S = 30.0  # for the load to go on committing through a fault
 MIN_COMMITTED = 3 * 10  # acknowledged transactions that show the load is committing (3 requests)
-LOAD = {"writers": 3, "per_request": 10, "gap_s": 0.05}
+LOAD = {"writers": 3, "per_request": 25, "gap_s": 0.02}
 FOUNDERS = ("peer0", "peer1", "peer2")
 NEWCOMER = "peer3"
 
@@ -155,6 +155,7 @@ def test_the_etcd_leader_killed_under_load(faults: Faults, record_property: Call
     leader = cluster.leader().name
     with faults.scenario("etcd_leader_sigkill", record_property) as scenario:
         scenario.hurt(lambda: cluster.kill(leader))  # commits resume once the other two elect a leader
+        cluster.wait_healthy(FAULT_WAIT_S)
         assert cluster.leader().name != leader
         scenario.heal(lambda: cluster.restart(leader))
 
@@ -204,4 +205,5 @@ def test_every_store_passes_verify(faults: Faults) -> None:
         reports[node_id] = json.loads(verified.stdout)
         assert verified.returncode == 0 and reports[node_id]["ok"], f"{node_id}: {reports[node_id]['discrepancies'][:5]}"
     assert len({(report["blocks"], report["transactions"]) for report in reports.values()}) == 1, reports
-    print(f"\nverify: {len(reports)} stores, {reports[NEWCOMER]['blocks']} blocks, {reports[NEWCOMER]['transactions']} transactions each")
+    print(f"\nverify: {len(reports)} stores, {reports[NEWCOMER]['blocks']} blocks, {reports[NEWCOMER]['transactions']} transactions each; "
+          f"load answers {dict(faults.load.outcomes)}")

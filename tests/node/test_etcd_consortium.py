@@ -12,7 +12,6 @@ import base64
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -25,22 +24,6 @@ from processes import NodeProcess
 from workload import enrollments_for
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
-    with EtcdCluster.start(tmp_path_factory.mktemp("etcd") / "etcd", members=3) as running:
-        yield running
-
-
-@pytest.fixture
-def peers(cluster: EtcdCluster, tmp_path: Path) -> Iterator[Peers]:
-    running = Peers.create(tmp_path / "consortium", peers=3, etcd_endpoints=cluster.endpoints)
-    running.start()
-    try:
-        yield running
-    finally:
-        running.close()
 
 
 def assert_one_chain(peers: Peers) -> int:

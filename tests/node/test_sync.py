@@ -9,8 +9,6 @@ having stored nothing from it.
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -20,22 +18,6 @@ from node.ordering.etcd import POSITION_FILE
 from node.sync import ForkError
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdCluster]:
-    with EtcdCluster.start(tmp_path_factory.mktemp("etcd") / "etcd", members=3) as running:
-        yield running
-
-
-@pytest.fixture
-def peers(cluster: EtcdCluster, tmp_path: Path) -> Iterator[Peers]:
-    running = Peers.create(tmp_path / "consortium", peers=3, etcd_endpoints=cluster.endpoints)
-    running.start()
-    try:
-        yield running
-    finally:
-        running.close()
 
 
 def commit_while_stopped(peers: Peers, cluster: EtcdCluster, stopped: str, rounds: int = 4) -> tuple[int, int]:
