@@ -17,7 +17,7 @@ transaction valid in every peer's log. At the end every peer's store passes
 ``qcl verify``.
 
 The figures: ``pytest -s`` prints ``HEAL <scenario> <seconds>`` lines; they are
-also junit user properties (``heal_s.<scenario>``) and ``heal_times.json`` in the
+also junit test-suite properties (``heal_s.<scenario>``) and ``heal_times.json`` in the
 module's temporary directory (its path is printed).
 """
 
@@ -40,19 +40,22 @@ pytestmark = pytest.mark.slow
 
 HEAL_BOUND_S = 20.0  # generous: the point is "seconds", measured and printed; a loaded 2-core machine must not flake it
 FAULT_WAIT_S = 30.0  # for the load to go on committing through a fault
-MIN_COMMITTED = 3 * 10  # acknowledged transactions that show the load is committing (3 requests)
-LOAD = {"writers": 3, "per_request": 25, "gap_s": 0.02}
+WRITERS, PER_REQUEST, GAP_S = 3, 25, 0.02  # the write load: ~200 tx/s here, light enough for a shared 2-core machine
+MIN_COMMITTED = 2 * PER_REQUEST  # acknowledged transactions that show the load is committing
 FOUNDERS = ("peer0", "peer1", "peer2")
 NEWCOMER = "peer3"
+
+RecordProperty = Callable[[str, object], None]  # pytest's record_testsuite_property fixture
 
 
 class Faults:
     """The module's consortium, its write load, and the figures measured so far."""
 
-    def __init__(self, network: ProcessConsortium, load: WriteLoad, report: Path) -> None:
+    def __init__(self, network: ProcessConsortium, load: WriteLoad, report: Path, record_property: RecordProperty) -> None:
         self.network = network
         self.load = load
         self.report = report
+        self.record_property = record_property
         self.online = list(FOUNDERS)
         self.figures: dict[str, dict[str, float | int]] = {}
 
@@ -62,7 +65,7 @@ class Faults:
         return min(ack.answered for ack in self.load.acks_since(since, via)) - since
 
     @contextmanager
-    def scenario(self, name: str, record_property: Callable[[str, object], None]) -> Iterator[Scenario]:
+    def scenario(self, name: str) -> Iterator[Scenario]:
         """Load running and committing on entry; on a clean exit, the load paused and every check made."""
         self.load.resume()
         scenario = Scenario(self, name)
@@ -71,10 +74,7 @@ class Faults:
             yield scenario
             assert scenario.heal_s is not None, f"{name} never healed"
             self.load.pause()
-            top = max(height for node_id in self.online if (height := self.network.height(node_id)) is not None)
-            self.network.wait_converged(self.online, floor=top, since=time.monotonic(), timeout_s=HEAL_BOUND_S)
-            heads = {node_id: self.network.checkpoint(node_id) for node_id in self.online}
-            assert len({(c.height, c.block_hash, c.root_hash) for c in heads.values() if c}) == 1 and None not in heads.values(), heads
+            _, height = self.network.wait_converged(self.online, floor=0, since=time.monotonic(), timeout_s=HEAL_BOUND_S, same_head=True)
             acknowledged = self.load.acknowledged()
             for node_id in self.online:
                 lost = self.network.missing(node_id, acknowledged)
@@ -86,15 +86,17 @@ class Faults:
         finally:
             self.load.pause()
         figures = {"heal_s": round(scenario.heal_s, 3), "first_commit_after_fault_s": round(scenario.first_commit_s, 3),
-                   "height": heads[self.online[0]].height, "acknowledged": len(acknowledged)}
+                   "height": height, "acknowledged": len(acknowledged)}
         self.figures[name] = figures
         self.report.write_text(json.dumps(self.figures, indent=2))
-        record_property(f"heal_s.{name}", figures["heal_s"])
+        self.record_property(f"heal_s.{name}", figures["heal_s"])
         print(f"\nHEAL {name} {scenario.heal_s:.2f}  (first commit {scenario.first_commit_s:.2f} s after the fault; "
               f"height {figures['height']}, {len(acknowledged)} acknowledged so far)")
 
 
 class Scenario:
+    """One fault and its healing, with what was measured."""
+
     def __init__(self, faults: Faults, name: str) -> None:
         self.faults = faults
         self.name = name
@@ -119,12 +121,12 @@ class Scenario:
 
 
 @pytest.fixture(scope="module")
-def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
+def faults(tmp_path_factory: pytest.TempPathFactory, record_testsuite_property: RecordProperty) -> Iterator[Faults]:
     root = tmp_path_factory.mktemp("faults")
     network = ProcessConsortium.launch(root, peers=len(FOUNDERS) + 1, online=FOUNDERS)
-    load = WriteLoad(network, FOUNDERS, **LOAD)
+    load = WriteLoad(network, FOUNDERS, writers=WRITERS, per_request=PER_REQUEST, gap_s=GAP_S)
     try:
-        yield Faults(network, load, root / "heal_times.json")
+        yield Faults(network, load, root / "heal_times.json", record_testsuite_property)
     finally:
         load.close()
         network.close()
@@ -143,36 +145,36 @@ def log_size(faults: Faults, node_id: str) -> int:
     return log_file.stat().st_size if log_file.exists() else 0
 
 
-def test_a_peer_killed_under_load_restarts_and_catches_up(faults: Faults, record_property: Callable[[str, object], None]) -> None:
+def test_a_peer_killed_under_load_restarts_and_catches_up(faults: Faults) -> None:
     peer = faults.network.processes["peer2"]
-    with faults.scenario("peer_sigkill", record_property) as scenario:
+    with faults.scenario("peer_sigkill") as scenario:
         scenario.hurt(peer.kill)
         scenario.heal(peer.start)
 
 
-def test_the_etcd_leader_killed_under_load(faults: Faults, record_property: Callable[[str, object], None]) -> None:
+def test_the_etcd_leader_killed_under_load(faults: Faults) -> None:
     cluster = faults.network.cluster
     leader = cluster.leader().name
-    with faults.scenario("etcd_leader_sigkill", record_property) as scenario:
+    with faults.scenario("etcd_leader_sigkill") as scenario:
         scenario.hurt(lambda: cluster.kill(leader))  # commits resume once the other two elect a leader
         cluster.wait_healthy(FAULT_WAIT_S)
         assert cluster.leader().name != leader
         scenario.heal(lambda: cluster.restart(leader))
 
 
-def test_a_minority_of_etcd_stopped_and_brought_back(faults: Faults, record_property: Callable[[str, object], None]) -> None:
+def test_a_minority_of_etcd_stopped_and_brought_back(faults: Faults) -> None:
     cluster = faults.network.cluster
     follower = next(member.name for member in cluster.members if member.name != cluster.leader().name)
-    with faults.scenario("etcd_minority_stop", record_property) as scenario:
+    with faults.scenario("etcd_minority_stop") as scenario:
         scenario.hurt(lambda: cluster.stop(follower))
         scenario.heal(lambda: cluster.restart(follower))
 
 
-def test_a_peer_behind_a_compaction_catches_up_from_peers(faults: Faults, record_property: Callable[[str, object], None]) -> None:
+def test_a_peer_behind_a_compaction_catches_up_from_peers(faults: Faults) -> None:
     network = faults.network
     peer = network.processes["peer1"]
     faults.online.remove("peer1")
-    with faults.scenario("peer_behind_compaction", record_property) as scenario:
+    with faults.scenario("peer_behind_compaction") as scenario:
         scenario.hurt(peer.stop)
         compacted = network.cluster.compact()
         saved = json.loads((peer.data_dir / POSITION_FILE).read_text())["positions"]
@@ -184,10 +186,10 @@ def test_a_peer_behind_a_compaction_catches_up_from_peers(faults: Faults, record
         faults.committing(healed, "peer1 to commit its own submissions again (it follows etcd)", via="peer1")
 
 
-def test_a_new_peer_joins_after_compaction(faults: Faults, record_property: Callable[[str, object], None]) -> None:
+def test_a_new_peer_joins_after_compaction(faults: Faults) -> None:
     network = faults.network
     assert not (network.processes[NEWCOMER].data_dir / "ledger").exists()  # it never ran
-    with faults.scenario("new_peer_joins", record_property) as scenario:
+    with faults.scenario("new_peer_joins") as scenario:
         scenario.hurt(network.cluster.compact)  # the stream's history so far is gone from etcd
         faults.online.append(NEWCOMER)
         healed = scenario.heal(lambda: network.start(NEWCOMER))
@@ -202,8 +204,9 @@ def test_every_store_passes_verify(faults: Faults) -> None:
     reports = {}
     for node_id, process in faults.network.processes.items():
         verified = run_verify(process.data_dir)
+        assert verified.returncode == 0, f"qcl verify failed on {node_id}: {verified.stdout[-3000:]}{verified.stderr[-3000:]}"
         reports[node_id] = json.loads(verified.stdout)
-        assert verified.returncode == 0 and reports[node_id]["ok"], f"{node_id}: {reports[node_id]['discrepancies'][:5]}"
+        assert reports[node_id]["ok"] and not reports[node_id]["discrepancies"], reports[node_id]
     assert len({(report["blocks"], report["transactions"]) for report in reports.values()}) == 1, reports
     print(f"\nverify: {len(reports)} stores, {reports[NEWCOMER]['blocks']} blocks, {reports[NEWCOMER]['transactions']} transactions each; "
           f"load answers {dict(faults.load.outcomes)}")

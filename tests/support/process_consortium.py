@@ -142,29 +142,31 @@ class ProcessConsortium:
         assert signed.checkpoint.node_id == node_id and signed.checkpoint.network == self.consortium.network
         return signed.checkpoint
 
-    def wait_converged(self, node_ids: Sequence[str], *, floor: int, since: float, timeout_s: float) -> tuple[float, int]:
+    def wait_converged(
+        self, node_ids: Sequence[str], *, floor: int, since: float, timeout_s: float, same_head: bool = False
+    ) -> tuple[float, int]:
         """Wait until every peer in ``node_ids`` has signed a checkpoint at one common height >= ``floor``, all naming
         the same block hash and log root; returns (seconds since ``since``, that height).
 
         Under a write load the heads move, so the common height is the lowest head
-        among them; with no load the heads must also be equal. Two different signed
-        checkpoints at one height are a fork: that fails at once.
+        among them; ``same_head`` (for a consortium at rest) also wants every head
+        there. Two different signed checkpoints at one height are a fork: that fails at once.
         """
         deadline = since + timeout_s
         while True:
             heights = {node_id: self.height(node_id) for node_id in node_ids}
             known = [height for height in heights.values() if height is not None]
-            if len(known) == len(node_ids) and min(known) >= floor:
+            if len(known) == len(node_ids) and min(known) >= floor and (not same_head or len(set(known)) == 1):
                 common = min(known)
                 signed = {node_id: self.checkpoint(node_id, common) for node_id in node_ids}
                 if all(checkpoint is not None for checkpoint in signed.values()):
                     views = {node_id: (c.block_hash.hex(), c.root_hash.hex(), c.tree_size) for node_id, c in signed.items() if c}
                     if len(set(views.values())) != 1:
-                        raise AssertionError(f"peers signed different checkpoints at height {common}: {views}\n{self.log_tails()}")
+                        raise AssertionError(f"peers signed different checkpoints at height {common}: {views}")
                     return time.monotonic() - since, common
             if time.monotonic() > deadline:
                 raise AssertionError(
-                    f"peers {list(node_ids)} did not agree on a height >= {floor} within {timeout_s} s: heights {heights}\n{self.log_tails()}"
+                    f"peers {list(node_ids)} did not agree on a height >= {floor} within {timeout_s} s: heights {heights}"
                 )
             time.sleep(0.05)
 
