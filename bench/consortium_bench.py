@@ -59,6 +59,7 @@ import os
 import statistics
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -248,7 +249,7 @@ class Request:
     count: int
     answered: float | None = None
     heights: list[int] = field(default_factory=list)
-    failures: int = 0
+    failures: Counter[str] = field(default_factory=Counter)  # why transactions were not committed: outcome or error
 
 
 @dataclass(frozen=True)
@@ -266,15 +267,16 @@ async def send(client: httpx.AsyncClient, url: str, key: Any, request: Request, 
         response = await client.post(url + SUBMIT_PATH, content=request.body, headers={**headers, "content-type": "application/json"})
         request.answered = time.monotonic()
         if response.status_code != 200:
-            request.failures = request.count
+            request.failures[f"HTTP {response.status_code} {response.json().get('code')}"] += request.count
             return
         for result in response.json()["results"]:
             if result["status"] == "committed":
                 request.heights.append(result["height"])
             else:
-                request.failures += 1
-    except httpx.HTTPError:
-        request.answered, request.failures = time.monotonic(), request.count
+                request.failures[f"{result['status']} {result['code']}"] += 1
+    except httpx.HTTPError as exc:
+        request.answered = time.monotonic()
+        request.failures[type(exc).__name__] += request.count
     finally:
         for _ in range(request.count):
             in_flight.release()
@@ -318,7 +320,7 @@ class Figures:
     p99_ms: float
     answer_p50_ms: float
     ordered_p50_ms: float
-    failures: int
+    failures: Counter[str]
     blocks: int
     txs_per_block: float
     block_commit_ms: float
@@ -402,7 +404,7 @@ def figures(
         p99_ms=percentile_ms(sorted(all_peers), 0.99),
         answer_p50_ms=percentile_ms(sorted(answer), 0.50),
         ordered_p50_ms=percentile_ms(sorted(order), 0.50),
-        failures=sum(r.failures for r in requests),
+        failures=sum((r.failures for r in requests), Counter()),
         blocks=round(blocks),
         txs_per_block=txs / blocks if blocks else 0.0,
         block_commit_ms=1000 * commit_s / blocks if blocks else float("nan"),
@@ -436,11 +438,13 @@ async def polling_cost(network: Network, poll_s: float) -> tuple[float, float]:
 
 
 def median_figures(runs: list[Figures]) -> Figures:
-    """Field by field median of the runs (CPU component by component)."""
+    """Field by field median of the runs (CPU component by component); failures are added up."""
     values: dict[str, Any] = {}
     for name in Figures.__dataclass_fields__:
         if name == "cpu":
             values[name] = {k: statistics.median(r.cpu[k] for r in runs) for k in runs[0].cpu}
+        elif name == "failures":
+            values[name] = sum((r.failures for r in runs), Counter())
         else:
             middle = statistics.median(getattr(r, name) for r in runs)
             values[name] = round(middle) if isinstance(getattr(runs[0], name), int) else middle
@@ -459,7 +463,7 @@ def row(f: Figures, seconds: float) -> str:
     etcd = sum(v for k, v in f.cpu.items() if k.startswith("etcd"))
     return (
         f"{f.offered:>8,} {f.sent_in_window / seconds:>7,.0f} {f.throughput:>13,.0f} {f.p50_ms:>7.0f} {f.p99_ms:>7.0f} "
-        f"{f.answer_p50_ms:>10.0f} {f.ordered_p50_ms:>11.0f} {f.failures:>5} {f.blocks / seconds:>8.1f} {f.txs_per_block:>8.1f} "
+        f"{f.answer_p50_ms:>10.0f} {f.ordered_p50_ms:>11.0f} {sum(f.failures.values()):>5} {f.blocks / seconds:>8.1f} {f.txs_per_block:>8.1f} "
         f"{f.block_commit_ms:>8.1f} {f'{f.probe_p50_ms:.1f}/{f.probe_p99_ms:.1f}':>14} {f.wal_fsync_ms:>8.2f} "
         f"{peers:>7.0f} {etcd:>6.0f} {f.cpu['bench']:>7.0f}"
     )
@@ -525,6 +529,9 @@ async def sweep(args: argparse.Namespace, network: Network, envelopes: list[byte
     print("\nCPU by component, median, % of one core (2 cores = 200 %):")
     for figures_ in medians:
         print(f"  offered {figures_.offered:>6,}: " + "  ".join(f"{name} {value:.0f}" for name, value in figures_.cpu.items()))
+    for figures_ in medians:
+        if figures_.failures:
+            print(f"  NOT committed at offered {figures_.offered:,} (all runs): {dict(figures_.failures)}")
     within = [f for f in medians if f.p50_ms < 250 and f.p99_ms < 1000] or medians
     print("\n" + verdict(max(within, key=lambda f: f.throughput)))
 

@@ -32,6 +32,8 @@ from typing import Callable, Iterator
 import pytest
 
 from etcd_consortium import wait_until
+from ledger.storage.ledger_store import LedgerStore
+from ledger.storage.leveldb import LevelDBStore
 from node.ordering.etcd import POSITION_FILE
 from process_consortium import ProcessConsortium, WriteLoad
 from processes import run_verify
@@ -139,6 +141,15 @@ def log_since(faults: Faults, node_id: str, offset: int) -> str:
     return log_file.read_bytes()[offset:].decode(errors="replace")
 
 
+def stored_height(data_dir: Path) -> int:
+    """The committed head of a stopped peer's store."""
+    store = LedgerStore(LevelDBStore(data_dir / "ledger"))
+    try:
+        return store.head().height
+    finally:
+        store.close()
+
+
 def log_size(faults: Faults, node_id: str) -> int:
     log_file = faults.network.processes[node_id].log_file
     assert log_file is not None
@@ -176,6 +187,11 @@ def test_a_peer_behind_a_compaction_catches_up_from_peers(faults: Faults) -> Non
     faults.online.remove("peer1")
     with faults.scenario("peer_behind_compaction") as scenario:
         scenario.hurt(peer.stop)
+        # Let the stream move past everything peer1 holds, so that the compaction removes batches it lacks
+        # (compacting right after the stop could leave it needing nothing that etcd dropped).
+        stopped_at = stored_height(peer.data_dir)
+        wait_until(lambda: all((network.height(node) or 0) > stopped_at + 2 for node in faults.online), FAULT_WAIT_S,
+                   "the other peers to commit past peer1's last block")
         compacted = network.cluster.compact()
         saved = json.loads((peer.data_dir / POSITION_FILE).read_text())["positions"]
         assert max(revision for _, revision in saved) < compacted  # etcd no longer holds what peer1 lacks
