@@ -1,51 +1,59 @@
 """Consortium benchmark: 3 peers ordered by a 3-member etcd cluster, all real processes on this machine.
 
-    make bench-consortium                                    # the full sweep, ~4-5 minutes
-    make bench-consortium BENCH_ARGS="--quick"               # two levels, one run each: smoke run
-    make bench-consortium BENCH_ARGS="--rates 1000,2000 --runs 5 --seconds 10"
+    make bench-consortium                                  # the full sweep, ~4 minutes
+    make bench-consortium BENCH_ARGS="--quick"             # two levels, one short run: smoke run
+    make bench-consortium BENCH_ARGS="--rates 1000,1250 --runs 5 --seconds 10"
 
 Why it is built this way: the claim to check is "throughput and commit latency
 from submission to commit on ALL peers", so the network is exactly what
 ``qcl network up`` starts (node/localnet.py: 3 etcd members and ``--peers``
 peers, each ``qcl node start`` in its own process with its own data directory,
 LevelDB with synced writes, the etcd orderer), and the load arrives over HTTP
-like any client's. Everything that is not the system under test is kept off the
-clock or made cheap:
+like any client's. What is not the system under test is kept off the clock or
+made cheap, and what it still costs is printed:
 
-- the workload (citizen enrollments, two Ed25519 signatures each, signed by the
-  identity authority and the citizen) is signed before any timing on every core
+- the workload (citizen enrollments, two Ed25519 signatures each: the identity
+  authority's and the citizen's) is signed before any timing, on every core
   (:func:`bench.ledger_bench.make_workload`), and every request body is
-  pre-built; only the request signature (one Ed25519 signature per request of
-  ``--per-request`` transactions) is made at send time;
-- the load is open-loop: request ``i`` is due at ``t0 + i * per_request / rate``
-  and goes round-robin to the peers; latency counts from when it was due, so a
-  generator that falls behind cannot hide queueing (at most ``--backlog-s``
-  seconds of offered load are in flight; beyond that the generator waits, and
-  that wait counts too);
-- commit on the submitting peer is the moment its API answer arrives (the API
-  answers only after the synced block write); commit on every other peer is the
-  first poll of its ``/healthz`` that shows a height at or above the
-  transaction's block (every peer builds the same blocks, so the submitting
-  peer's answer names the height everywhere). Polls go every ``--poll-ms`` over
-  one kept-alive connection per peer with a few lines of asyncio instead of an
-  HTTP library; their cost is measured on the idle network and printed. A
-  commit is seen at most one poll interval (plus one round trip) late, so the
-  all-peer figures are upper bounds by up to that much;
+  pre-built; only the request's own signature is made at send time;
+- the load is open-loop: request ``i`` of ``--per-request`` transactions is due
+  at ``t0 + i * per_request / rate`` and goes round-robin to the peers; latency
+  counts from when it was due, so a generator that falls behind cannot hide
+  queueing (at most ``--backlog-s`` seconds of offered load are in flight;
+  beyond that the generator waits, and the wait counts);
+- commit on the submitting peer is the arrival of its API answer (the API
+  answers only after the synced block write); commit on any other peer is the
+  first evidence that its height reached the transaction's block (every peer
+  builds the same blocks, so the answer's height holds everywhere): a poll of
+  its ``/healthz`` every ``--poll-ms`` over one kept-alive connection (parsed
+  by hand, not through an HTTP library), or an answer it gave to another
+  request. A commit is seen at most one poll interval plus a round trip late:
+  "p50 ms" and "p99 ms" are upper bounds; "p50 low" is the p50 with every
+  commit placed at the last poll that did not show it yet, a lower bound. What
+  the polls cost is measured on the idle network before the levels and printed;
 - "ordered" is when the batch holding the transaction reached this process
   through its own etcd watch of the stream key (one more watcher, values not
-  decoded), and "etcd put" is a small put on a side key every 100 ms: together
-  they split the latency into ordering and committing.
+  decoded); "put" is a small put on a side key every 100 ms, etcd's latency
+  under the load. Together they split the latency into ordering and committing.
 
-Per level and run: after ``--warmup`` seconds, the window of ``--seconds``
-seconds counts. Throughput is the transactions whose commit on ALL peers falls
-in the window, divided by its length; latency percentiles are over the
-transactions due in the window (each followed until every peer committed it).
-Also per window: blocks and transactions per block and the peers' mean block
-commit time (from their /metrics), the etcd leader's WAL fsync and backend
-commit means (its /metrics), and CPU by component (from /proc: each peer with its
-precheck worker processes, each etcd member, this process) as % of one core.
-Every figure is the median over ``--runs`` runs; the sweep is repeated run by
-run (levels interleaved) so that a slow minute on the shared machine spreads.
+Requests carry 50 transactions by default, below ``PrecheckPool.INLINE_BELOW``
+(64): a peer checks such a request in its API thread. Larger requests go to the
+precheck pool, whose worker processes today die when the API thread that
+started them exits (bench/README.md); a peer then stops committing, and the
+benchmark stops with the end of that peer's log rather than print figures.
+
+Per level and run: after ``--warmup`` seconds, a window of ``--seconds``
+counts. Throughput is the transactions whose commit on ALL peers falls in the
+window, divided by its length ("*": below 95 % of the offered load, saturated);
+latency percentiles are over the transactions due in the window, each followed
+until every peer committed it. Also per window: blocks per second, transactions
+per block and the peers' mean block commit time (from their /metrics), the etcd
+leader's mean WAL fsync (its /metrics), and CPU as % of one core, from /proc:
+peers (each with its precheck worker processes), etcd members, this process,
+and "other" — the rest of the machine (busy time in /proc/stat minus those; ±5
+is counting noise), which says whether someone else shared the cores. Every
+figure is the median over ``--runs`` runs (failures are added up); the whole
+sweep is repeated run by run, so a slow minute on a shared machine spreads.
 """
 
 from __future__ import annotations
@@ -69,11 +77,12 @@ import httpx
 
 from bench.access_bench import cpu_seconds, percentile_ms
 from bench.ledger_bench import make_workload
+from ledger.crypto import KeyPair
 from ledger.request_auth import sign_request
 from node.consortium import Consortium
 from node.devnet import DEV_CUSTODIAN
 from node.etcd_cluster import EtcdCluster
-from node.localnet import ETCD_DIR, start_network, stop_network
+from node.localnet import ETCD_DIR, peer_health, start_network, stop_network
 from node.ordering.etcd import BATCH_TIMEOUT_S, MAX_BATCH_BYTES, stream_key
 from node.runtime import clock_ms
 
@@ -90,8 +99,8 @@ IDLE_SAMPLE_S = 3.0
 
 
 class KeepAliveGet:
-    """GETs over one kept-alive HTTP/1.1 connection, parsed by hand: a poll costs this process tens of
-    microseconds instead of the ~0.5 ms of an HTTP library, so frequent polls stay cheap on 2 cores."""
+    """GETs over one kept-alive HTTP/1.1 connection, parsed by hand: polling three peers many times a
+    second must cost this process little (~0.3 ms of CPU per poll, most of it asyncio)."""
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
@@ -108,7 +117,7 @@ class KeepAliveGet:
         lines = head.decode("latin-1").split("\r\n")
         length = next(int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:"))
         body = await self._reader.readexactly(length)
-        if not lines[0].split()[1] == "200":
+        if lines[0].split()[1] != "200":
             raise RuntimeError(f"GET {path} answered {lines[0]}")
         return body
 
@@ -120,10 +129,15 @@ class KeepAliveGet:
 
 @dataclass
 class HeightTrace:
-    """Evidence of a peer's height: at ``times[i]`` (monotonic) it had committed ``heights[i]`` or more."""
+    """Evidence of a peer's height: at ``times[i]`` (monotonic) it had committed ``heights[i]`` or more.
+
+    For polls, ``asked[i]`` is when poll ``i`` was sent: the height it shows was
+    read after that, so a block it does not show was committed after ``asked[i]``.
+    """
 
     times: list[float] = field(default_factory=list)
     heights: list[int] = field(default_factory=list)
+    asked: list[float] = field(default_factory=list)
 
     def merged(self, more: Sequence[tuple[float, int]]) -> HeightTrace:
         """This evidence and ``more``, in time order, each height raised to the highest seen by then (for bisecting)."""
@@ -135,21 +149,27 @@ class HeightTrace:
         return merged
 
     def seen_at(self, height: int) -> float | None:
-        """When the evidence first showed ``height`` or more (None: never)."""
+        """When the evidence first showed ``height`` or more (None: never): the commit was at or before it."""
         index = bisect.bisect_left(self.heights, height)
         return self.times[index] if index < len(self.times) else None
 
+    def not_before(self, height: int) -> float:
+        """When the last poll not showing ``height`` was sent: the commit was after it (-inf: no such poll)."""
+        index = bisect.bisect_left(self.heights, height)
+        return self.asked[index - 1] if index > 0 else float("-inf")
+
 
 async def poll_heights(url: str, trace: HeightTrace, every_s: float) -> None:
-    """Poll ``url``/healthz every ``every_s`` until cancelled."""
+    """Poll ``url``/healthz every ``every_s`` until cancelled (a peer's height never decreases)."""
     connection = KeepAliveGet(url)
     try:
         while True:
-            started = time.monotonic()
+            asked = time.monotonic()
             height = json.loads(await connection.get("/healthz"))["height"]
             trace.times.append(time.monotonic())
             trace.heights.append(height)
-            await asyncio.sleep(max(0.0, started + every_s - time.monotonic()))
+            trace.asked.append(asked)
+            await asyncio.sleep(max(0.0, asked + every_s - time.monotonic()))
     finally:
         await connection.close()
 
@@ -194,10 +214,7 @@ def prometheus_values(text: str, names: Sequence[str]) -> dict[str, float]:
 
 
 PEER_METRICS = ("qcl_blocks_committed_total", "qcl_transactions_committed_total", "qcl_block_commit_seconds_sum")
-ETCD_METRICS = (
-    "etcd_disk_wal_fsync_duration_seconds_sum", "etcd_disk_wal_fsync_duration_seconds_count",
-    "etcd_disk_backend_commit_duration_seconds_sum", "etcd_disk_backend_commit_duration_seconds_count",
-)
+ETCD_METRICS = ("etcd_disk_wal_fsync_duration_seconds_sum", "etcd_disk_wal_fsync_duration_seconds_count")
 
 
 @dataclass(frozen=True)
@@ -222,10 +239,17 @@ class Network:
     leader_endpoint: str
 
 
+def machine_cpu_seconds() -> float:
+    """CPU time the whole machine has spent busy (all cores, every process), from /proc/stat."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in Path("/proc/stat").read_text().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 async def snapshot(network: Network) -> Snapshot:
     processes = {**network.peer_pids, **network.etcd_pids}
     cpu = await asyncio.to_thread(lambda: {name: cpu_seconds(pid) or 0.0 for name, pid in processes.items()})
     cpu["bench"] = time.process_time()
+    cpu["machine"] = machine_cpu_seconds()
     peers = {}
     for node_id, url in zip(network.peer_pids, network.peer_urls):
         connection = KeepAliveGet(url)
@@ -254,6 +278,8 @@ class Request:
 
 @dataclass(frozen=True)
 class Level:
+    """One offered load: ``rate`` tx/s in requests of ``per_request``, for ``warmup`` + ``seconds``."""
+
     rate: int
     per_request: int
     seconds: float
@@ -261,13 +287,14 @@ class Level:
     backlog_s: float
 
 
-async def send(client: httpx.AsyncClient, url: str, key: Any, request: Request, in_flight: asyncio.Semaphore) -> None:
+async def send(client: httpx.AsyncClient, url: str, key: KeyPair, request: Request, in_flight: asyncio.Semaphore) -> None:
+    """POST one pre-built request, signed now; record when it was answered, the heights and what failed."""
     try:
         headers = sign_request(key, "POST", SUBMIT_PATH.encode(), request.body, time_ms=clock_ms())
         response = await client.post(url + SUBMIT_PATH, content=request.body, headers={**headers, "content-type": "application/json"})
         request.answered = time.monotonic()
         if response.status_code != 200:
-            request.failures[f"HTTP {response.status_code} {response.json().get('code')}"] += request.count
+            request.failures[f"HTTP {response.status_code} {response.text[:80]}"] += request.count
             return
         for result in response.json()["results"]:
             if result["status"] == "committed":
@@ -282,12 +309,14 @@ async def send(client: httpx.AsyncClient, url: str, key: Any, request: Request, 
             in_flight.release()
 
 
-async def offer(level: Level, bodies: Callable[[], bytes], network: Network, key: Any, t0: float) -> list[Request]:
+async def offer(level: Level, bodies: Callable[[], bytes], network: Network, key: KeyPair, t0: float) -> list[Request]:
     """Send requests open-loop for warmup + seconds; returns them once every one is answered."""
     interval = level.per_request / level.rate
     total = int((level.warmup + level.seconds) / interval)
     in_flight = asyncio.Semaphore(max(level.per_request, int(level.rate * level.backlog_s)))
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    # Idle connections are dropped well before uvicorn's 5 s keep-alive timeout: reusing one the server is
+    # closing at that moment fails the request (a client-side artefact, not a refusal by the peer).
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None, keepalive_expiry=1.0)
     clients = [httpx.AsyncClient(timeout=DRAIN_TIMEOUT_S + 30, limits=limits) for _ in network.peer_urls]
     requests: list[Request] = []
     tasks = []
@@ -318,6 +347,7 @@ class Figures:
     throughput: float
     p50_ms: float
     p99_ms: float
+    p50_low_ms: float  # a lower bound of p50: each commit placed at the last poll that did not show it yet
     answer_p50_ms: float
     ordered_p50_ms: float
     failures: Counter[str]
@@ -327,11 +357,10 @@ class Figures:
     probe_p50_ms: float
     probe_p99_ms: float
     wal_fsync_ms: float
-    backend_commit_ms: float
-    cpu: dict[str, float]  # component -> % of one core over the window
+    cpu: dict[str, float]  # component (peerN, etcdN, bench, other) -> % of one core over the window
 
 
-async def run_level(level: Level, network: Network, bodies: Callable[[], bytes], key: Any, poll_s: float) -> Figures:
+async def run_level(level: Level, network: Network, bodies: Callable[[], bytes], key: KeyPair, poll_s: float) -> Figures:
     traces = [HeightTrace() for _ in network.peer_urls]
     ordered: dict[int, float] = {}
     probes: list[float] = []
@@ -357,7 +386,16 @@ async def run_level(level: Level, network: Network, bodies: Callable[[], bytes],
             await asyncio.sleep(poll_s)
     finally:
         await cancel(helpers)
+    require_healthy(network)
     return figures(level, requests, traces, ordered, probes, edges, window)
+
+
+def require_healthy(network: Network) -> None:
+    """Stop the benchmark, with the end of its log, when a peer stopped committing: its figures would mean nothing."""
+    for node_id, url in zip(network.peer_pids, network.peer_urls):
+        if not (peer_health(url) or {}).get("ok"):
+            log = network.consortium.root / "logs" / f"{node_id}.log"
+            raise SystemExit(f"peer {node_id} stopped committing during the level; end of {log}:\n{log.read_text(errors='replace')[-3000:]}")
 
 
 async def current_revision(endpoint: str) -> int:
@@ -373,7 +411,7 @@ def figures(
     # Besides its polls, every answer of a peer shows that it had committed the answer's highest block by then.
     answers = [[(r.answered, max(r.heights)) for r in requests if r.peer == peer and r.heights and r.answered] for peer in range(len(traces))]
     evidence = [trace.merged(more) for trace, more in zip(traces, answers)]
-    all_peers, answer, order, committed_in_window = [], [], [], 0
+    all_peers, all_peers_low, answer, order, committed_in_window = [], [], [], [], 0
     for request in requests:
         for height in request.heights:
             seen = [trace.seen_at(height) for peer, trace in enumerate(evidence) if peer != request.peer]
@@ -382,6 +420,7 @@ def figures(
                 committed_in_window += 1
             if window[0] <= request.due < window[1]:
                 all_peers.append(float("inf") if done is None else done - request.due)
+                all_peers_low.append(max(0.0, *(trace.not_before(height) - request.due for trace in traces)))
                 answer.append((request.answered or float("inf")) - request.due)
                 if height in ordered:
                     order.append(ordered[height] - request.due)
@@ -402,6 +441,7 @@ def figures(
         throughput=committed_in_window / (window[1] - window[0]),
         p50_ms=percentile_ms(sorted(all_peers), 0.50),
         p99_ms=percentile_ms(sorted(all_peers), 0.99),
+        p50_low_ms=percentile_ms(sorted(all_peers_low), 0.50),
         answer_p50_ms=percentile_ms(sorted(answer), 0.50),
         ordered_p50_ms=percentile_ms(sorted(order), 0.50),
         failures=sum((r.failures for r in requests), Counter()),
@@ -411,9 +451,15 @@ def figures(
         probe_p50_ms=percentile_ms(probes, 0.50),
         probe_p99_ms=percentile_ms(probes, 0.99),
         wal_fsync_ms=mean_ms("etcd_disk_wal_fsync_duration_seconds"),
-        backend_commit_ms=mean_ms("etcd_disk_backend_commit_duration_seconds"),
-        cpu={name: 100 * (end.cpu[name] - start.cpu[name]) / seconds for name in start.cpu},
+        cpu=cpu_shares(start, end),
     )
+
+
+def cpu_shares(start: Snapshot, end: Snapshot) -> dict[str, float]:
+    """% of one core per component over the window, plus "other": the machine's busy time not theirs."""
+    shares = {name: 100 * (end.cpu[name] - start.cpu[name]) / (end.at - start.at) for name in start.cpu}
+    machine = shares.pop("machine")
+    return {**shares, "other": machine - sum(shares.values())}
 
 
 # --- the measurement's own cost ------------------------------------------------------------
@@ -452,28 +498,34 @@ def median_figures(runs: list[Figures]) -> Figures:
 
 
 HEADER = (
-    f"{'offered':>8} {'sent/s':>7} {'all-peer tx/s':>13} {'p50 ms':>7} {'p99 ms':>7} {'answer p50':>10} {'ordered p50':>11} "
+    f"{'offered':>8} {'sent/s':>7} {'all-peer tx/s':>13} {'p50 ms':>7} {'p99 ms':>7} {'p50 low':>7} {'answer p50':>10} {'ordered p50':>11} "
     f"{'fail':>5} {'blocks/s':>8} {'tx/block':>8} {'block ms':>8} {'put p50/p99 ms':>14} {'fsync ms':>8} "
-    f"{'peers %':>7} {'etcd %':>6} {'bench %':>7}"
+    f"{'peers %':>7} {'etcd %':>6} {'bench %':>7} {'other %':>7}"
 )
 
 
 def row(f: Figures, seconds: float) -> str:
     peers = sum(v for k, v in f.cpu.items() if k.startswith("peer"))
     etcd = sum(v for k, v in f.cpu.items() if k.startswith("etcd"))
+    saturated = "*" if f.throughput < 0.95 * f.offered else " "
     return (
-        f"{f.offered:>8,} {f.sent_in_window / seconds:>7,.0f} {f.throughput:>13,.0f} {f.p50_ms:>7.0f} {f.p99_ms:>7.0f} "
+        f"{f.offered:>8,} {f.sent_in_window / seconds:>7,.0f} {f.throughput:>12,.0f}{saturated} {f.p50_ms:>7.0f} {f.p99_ms:>7.0f} {f.p50_low_ms:>7.0f} "
         f"{f.answer_p50_ms:>10.0f} {f.ordered_p50_ms:>11.0f} {sum(f.failures.values()):>5} {f.blocks / seconds:>8.1f} {f.txs_per_block:>8.1f} "
         f"{f.block_commit_ms:>8.1f} {f'{f.probe_p50_ms:.1f}/{f.probe_p99_ms:.1f}':>14} {f.wal_fsync_ms:>8.2f} "
-        f"{peers:>7.0f} {etcd:>6.0f} {f.cpu['bench']:>7.0f}"
+        f"{peers:>7.0f} {etcd:>6.0f} {f.cpu['bench']:>7.0f} {f.cpu['other']:>7.0f}"
     )
 
 
-def verdict(best: Figures) -> str:
-    met = best.throughput >= 5000 and best.p50_ms < 250 and best.p99_ms < 1000
+def verdict(levels: list[Figures]) -> str:
+    """Whether some level reached the target, else the best level within the latency bounds."""
+    within = [f for f in levels if f.p50_ms < 250 and f.p99_ms < 1000]
+    target = "target ≥ 5,000 tx/s committed on all peers with p50 < 250 ms and p99 < 1 s"
+    if not within:
+        return f"{target}: NOT met (no level kept p50 < 250 ms and p99 < 1 s)"
+    best = max(within, key=lambda f: f.throughput)
     return (
-        f"target ≥ 5,000 tx/s committed on all peers with p50 < 250 ms and p99 < 1 s: {'met' if met else 'NOT met'} "
-        f"(best level meeting the latency bounds: {best.throughput:,.0f} tx/s, p50 {best.p50_ms:.0f} ms, p99 {best.p99_ms:.0f} ms)"
+        f"{target}: {'met' if best.throughput >= 5000 else 'NOT met'} (most within the latency bounds: offered {best.offered:,}, "
+        f"{best.throughput:,.0f} tx/s on all peers, p50 {best.p50_ms:.0f} ms, p99 {best.p99_ms:.0f} ms)"
     )
 
 
@@ -532,25 +584,24 @@ async def sweep(args: argparse.Namespace, network: Network, envelopes: list[byte
     for figures_ in medians:
         if figures_.failures:
             print(f"  NOT committed at offered {figures_.offered:,} (all runs): {dict(figures_.failures)}")
-    within = [f for f in medians if f.p50_ms < 250 and f.p99_ms < 1000] or medians
-    print("\n" + verdict(max(within, key=lambda f: f.throughput)))
+    print("\n" + verdict(medians))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--peers", type=int, default=3, help="peers (etcd has 3 members)")
-    parser.add_argument("--rates", default="500,1000,1500,2500,5000", help="offered loads, tx/s")
-    parser.add_argument("--per-request", type=int, default=100, help="transactions per HTTP request")
+    parser.add_argument("--rates", default="500,1000,1500,5000", help="offered loads, tx/s")
+    parser.add_argument("--per-request", type=int, default=50, help="transactions per HTTP request (see the module's docstring)")
     parser.add_argument("--seconds", type=float, default=8.0, help="measured window per level and run")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of load before each window")
     parser.add_argument("--runs", type=int, default=3, help="runs of the whole sweep (median reported)")
     parser.add_argument("--poll-ms", type=int, default=50, help="interval of the height polls of every peer")
-    parser.add_argument("--backlog-s", type=float, default=2.0, help="offered seconds allowed in flight before the generator waits")
-    parser.add_argument("--quick", action="store_true", help="levels 500 and 2000, one run of 3 s: a smoke run")
+    parser.add_argument("--backlog-s", type=float, default=1.0, help="offered seconds allowed in flight before the generator waits")
+    parser.add_argument("--quick", action="store_true", help="levels 500 and 1000, one run of 3 s: a smoke run")
     parser.add_argument("--dir", type=Path, default=None, help="consortium directory (default: a temporary one)")
     args = parser.parse_args()
     if args.quick:
-        args.rates, args.runs, args.seconds = "500,2000", 1, 3.0
+        args.rates, args.runs, args.seconds = "500,1000", 1, 3.0
     args.rates = sorted(int(rate) for rate in args.rates.split(","))
     root = args.dir or Path(tempfile.mkdtemp(prefix="qcl-consortium-bench-"))
     print(f"machine: {os.cpu_count()} cores, load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}; directory {root}")
