@@ -8,11 +8,8 @@ synced batch; only after that write returns is anyone told it committed.
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
 import os
-import signal
-import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -81,18 +78,24 @@ class PrecheckPool:
 def _exit_with_parent(parent_pid: int) -> None:
     """Worker initializer: a worker whose node was SIGKILLed must not linger as an orphan.
 
-    On Linux the kernel delivers SIGKILL to the worker when its parent dies
-    (prctl PR_SET_PDEATHSIG); the getppid check closes the race where the
-    parent died before the call.
+    A daemon thread in the worker checks every half second that its parent is
+    still the node, and ends the worker when it is not. (prctl PR_SET_PDEATHSIG
+    is not used: Linux fires it when the *thread* that started the worker exits,
+    and the API's worker threads that may start the pool are retired when idle —
+    that killed healthy workers under load.)
     """
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent_pid:
         os._exit(0)
 
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(_PARENT_CHECK_S)
+        os._exit(0)
 
-_PR_SET_PDEATHSIG = 1
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+_PARENT_CHECK_S = 0.5
 
 
 @dataclass(frozen=True)
