@@ -425,7 +425,6 @@ def figures(
                 if height in ordered:
                     order.append(ordered[height] - request.due)
     start, end = edges
-    seconds = end.at - start.at
     blocks = statistics.median(end.peers[p]["qcl_blocks_committed_total"] - start.peers[p]["qcl_blocks_committed_total"] for p in start.peers)
     txs = statistics.median(end.peers[p]["qcl_transactions_committed_total"] - start.peers[p]["qcl_transactions_committed_total"] for p in start.peers)
     commit_s = statistics.median(end.peers[p]["qcl_block_commit_seconds_sum"] - start.peers[p]["qcl_block_commit_seconds_sum"] for p in start.peers)
