@@ -41,6 +41,7 @@ from ledger.rules.access import SUBJECT_VIEW_PURPOSE, access_result_hash
 from ledger.rules.catalogue import catalogue_key
 from ledger.rules.consents import consent_key
 from ledger.rules.records import record_key, record_version_key, subject_record_key
+from ledger.storage.ledger_store import LedgerStore
 from ledger.tx import build_transaction
 from node.api.errors import ApiError
 from node.compute import Computation, ComputationStopped, ComputedOutput, data_types_of
@@ -51,7 +52,7 @@ from privacy.envelope import open_record, record_aad, seal_to
 from privacy.features import SourceRecord
 from privacy.masking import MASKING_VERSION, mask_payload
 
-__all__ = ["AccessDesk", "AccessRequest", "GrantedAccess"]
+__all__ = ["AccessDesk", "AccessRequest", "GrantedAccess", "current_records"]
 
 UNSTATED_PURPOSE = "unstated"
 
@@ -113,7 +114,7 @@ class AccessDesk:
             self._refuse(base, reason, timeout_s)
         if request.refusal is not None:
             self._refuse(base, request.refusal[0], timeout_s, detail=request.refusal[1])
-        records = self._current_records(request.subject, data_types, date_range)
+        records = current_records(self._peer.store, request.subject, data_types, date_range)
         opened = self._open(request.subject, records)
         output: ComputedOutput | None = None
         if request.computation is not None:
@@ -203,26 +204,6 @@ class AccessDesk:
     def _subject_types(self, subject: bytes) -> list[str]:
         return sorted({codec.decode(value) for _, value in self._peer.store.state_scan(subject_record_key(subject, b""))})
 
-    def _current_records(
-        self, subject: bytes, data_types: list[str], date_range: tuple[int, int] | None
-    ) -> list[tuple[bytes, int, dict[str, Any]]]:
-        """(record id, version, version entry) of the subject's active records of ``data_types``."""
-        prefix = subject_record_key(subject, b"")
-        wanted = set(data_types)
-        found = []
-        for key, value in self._peer.store.state_scan(prefix):
-            if codec.decode(value) not in wanted:
-                continue
-            record_id = key[len(prefix) :]
-            head = self._peer.store.read_state(record_key(record_id))
-            if head["status"] != "active":
-                continue
-            version = self._peer.store.read_state(record_version_key(record_id, head["version"]))
-            if date_range is not None and not date_range[0] <= version["as_of"] <= date_range[1]:
-                continue
-            found.append((record_id, head["version"], {**version, "type": head["type"]}))
-        return found
-
     def _open(self, subject: bytes, records: list[tuple[bytes, int, dict[str, Any]]]) -> list[dict[str, Any]]:
         """Each record's version entry with its payload and salt, opened from the vault."""
         opened = []
@@ -264,6 +245,28 @@ class AccessDesk:
         assert output is not None and request.computation is not None
         header["computation"] = {"kind": request.computation.kind, "code_hash": request.computation.code_hash}
         return codec.encode({"access": header, "records": references, "output": output.output})
+
+
+def current_records(
+    store: LedgerStore, subject: bytes, data_types: Sequence[str], date_range: tuple[int, int] | None
+) -> list[tuple[bytes, int, dict[str, Any]]]:
+    """(record id, version, version entry with its type) of the subject's active records of
+    ``data_types`` whose ``as_of`` lies in ``date_range`` (when given), in record-index order."""
+    prefix = subject_record_key(subject, b"")
+    wanted = set(data_types)
+    found = []
+    for key, value in store.state_scan(prefix):
+        if codec.decode(value) not in wanted:
+            continue
+        record_id = key[len(prefix) :]
+        head = store.read_state(record_key(record_id))
+        if head["status"] != "active":
+            continue
+        version = store.read_state(record_version_key(record_id, head["version"]))
+        if date_range is not None and not date_range[0] <= version["as_of"] <= date_range[1]:
+            continue
+        found.append((record_id, head["version"], {**version, "type": head["type"]}))
+    return found
 
 
 def _latest_by_type(opened: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -30,8 +30,8 @@ from ledger.rules import Code
 from ledger.rules.aggregates import aggregate_key, budget_key
 from ledger.rules.catalogue import catalogue_key
 from ledger.rules.consents import consent_key, consumer_consent_key
-from ledger.rules.records import record_key, record_version_key, subject_record_key
 from ledger.tx import build_transaction
+from node.access import current_records
 from node.api.errors import ApiError
 from node.api.parsing import parse_envelope
 from node.peer import Peer, SubmitResult
@@ -129,28 +129,15 @@ class AggregateDesk:
         return sorted(chosen.values())
 
     def _latest_record(self, subject: bytes, data_type: str, terms: dict[str, Any]) -> tuple[bytes, int, dict[str, Any]] | None:
-        store = self._peer.store
-        prefix = subject_record_key(subject, b"")
-        best: tuple[int, bytes, int] | None = None
-        for key, value in store.state_scan(prefix):
-            if codec.decode(value) != data_type:
-                continue
-            record_id = key[len(prefix) :]
-            head = store.read_state(record_key(record_id))
-            if head["status"] != "active":
-                continue
-            as_of = store.read_state(record_version_key(record_id, head["version"]))["as_of"]
-            if terms["data_from"] <= as_of <= terms["data_until"] and (best is None or (as_of, record_id) > best[:2]):
-                best = (as_of, record_id, head["version"])
-        if best is None:
+        found = current_records(self._peer.store, subject, [data_type], (terms["data_from"], terms["data_until"]))
+        if not found:
             return None
-        _, record_id, version = best
+        record_id, version, _ = max(found, key=lambda record: (record[2]["as_of"], record[0]))
         sealed = self._vault.get(record_id, version)
         if sealed is None:
             return None
         opening = decode_opening(open_record(sealed, self._vault_private_key, record_aad(record_id, version, data_type, subject)))
         return record_id, version, opening["payload"]
-
 
 def _value(field_value: Any, kind: str) -> int:
     if kind == "series":
